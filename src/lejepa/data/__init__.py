@@ -1,0 +1,27 @@
+"""Datasets: a registry of names, one on-disk format, and `prepare`, which fills it from a source.
+
+    from lejepa.data import DATASETS, EncodedImages, prepare, verify
+    root = prepare("cifar10", out_dir="data")            # data/cifar10/{train,test}.npz + meta.json
+    train = EncodedImages(root, "train", transform=views)  # (views(uint8 (3, H, W)), label)
+
+registry.py  what each name means (classes, splits, sources, stand-in labels)
+format.py    the npz + meta.json format, `verify`, `EncodedImages`
+sources.py   mirror / download / user-supplied sources and `prepare`
+"""
+
+from lejepa.data.format import SPLIT_NAMES, DatasetError, EncodedImages, verify
+from lejepa.data.registry import DATASETS, DatasetSpec, get_spec, prepare_settings
+from lejepa.data.sources import SourceUnavailable, prepare
+
+__all__ = [
+    "DATASETS",
+    "SPLIT_NAMES",
+    "DatasetError",
+    "DatasetSpec",
+    "EncodedImages",
+    "SourceUnavailable",
+    "get_spec",
+    "prepare",
+    "prepare_settings",
+    "verify",
+]
