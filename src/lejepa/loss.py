@@ -1,0 +1,71 @@
+"""The LeJEPA loss (Balestriero & LeCun, arXiv 2511.08544, section 5 / algorithm 1).
+
+    loss = (1 - lam) * prediction + lam * SIGReg
+
+prediction: every view's embedding predicts the mean of the global views'
+embeddings, mu_n = mean over global views of z_{n,v}:
+
+    prediction = mean over views v, samples n, dims k of (z_{n,v,k} - mu_{n,k})^2
+
+This averages over the K embedding dimensions, as the official minimal
+implementation does (the paper's lambda was tuned with it); the paper's
+formula writes the squared norm, i.e. K times this value. No stop-gradient.
+
+SIGReg is computed on every view (global and local) with the same directions
+(those of ``step``) and averaged over views.
+
+Under DDP each process passes its shard of the batch: SIGReg is that of the
+global batch (see lejepa.sigreg) and the prediction term is the shard's
+mean, which DDP's gradient averaging turns into the global mean when the
+shards have equal sizes (drop_last=True).
+"""
+
+from torch import nn
+
+from lejepa.sigreg import SIGReg
+from lejepa.stats import check_samples
+
+__all__ = ["LeJEPALoss", "prediction_loss"]
+
+
+def prediction_loss(*, global_z, all_z):
+    """mean over views, samples and dims of (all_z - mean of global views)^2.
+    global_z (Vg, N, K), all_z (V, N, K) -> scalar."""
+    centers = global_z.mean(dim=0)  # (N, K)
+    return ((all_z - centers) ** 2).mean()
+
+
+class LeJEPALoss(nn.Module):
+    """(1 - lam) * prediction + lam * SIGReg averaged over views.
+
+    Args:
+        lam: trade-off lambda in [0, 1] (paper default 0.05).
+        sigreg: a ``SIGReg`` module (default ``SIGReg()``).
+
+    forward(global_z (Vg, N, K), all_z (V, N, K), *, step) ->
+        dict(loss, prediction, sigreg), all scalars. ``all_z`` holds every
+        view, the global ones included.
+    """
+
+    def __init__(self, *, lam=0.05, sigreg=None):
+        super().__init__()
+        if not (isinstance(lam, (int, float)) and 0.0 <= lam <= 1.0):
+            raise ValueError(f"lam must be a number in [0, 1], got {lam!r}")
+        self.lam = float(lam)
+        self.sigreg = SIGReg() if sigreg is None else sigreg
+
+    def extra_repr(self):
+        return f"lam={self.lam}"
+
+    def forward(self, global_z, all_z, *, step):
+        check_samples(global_z, name="global_z", ndims=(3,), expected="(Vg, N, K)")
+        check_samples(all_z, name="all_z", ndims=(3,), expected="(V, N, K)")
+        if global_z.shape[1:] != all_z.shape[1:]:
+            raise ValueError(
+                f"global_z (Vg, N, K) and all_z (V, N, K) must agree on N and K, "
+                f"got global_z {tuple(global_z.shape)} and all_z {tuple(all_z.shape)}"
+            )
+        prediction = prediction_loss(global_z=global_z, all_z=all_z)
+        sigreg = self.sigreg(all_z, step=step)
+        loss = (1 - self.lam) * prediction + self.lam * sigreg
+        return {"loss": loss, "prediction": prediction, "sigreg": sigreg}
