@@ -1,0 +1,36 @@
+# LeJEPA (Balestriero & LeCun, arXiv 2511.08544): every figure and table of the paper.
+#
+#   snakemake --cores all figures/fig6.pdf     # one figure
+#   snakemake --cores all synthetic            # every target that needs no data and no GPU
+#   snakemake --profile slurm synthetic        # the same through Slurm (slurm/config.yaml)
+#   snakemake --report report.html             # every figure with its caption
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+localrules:
+    all,
+    synthetic,
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/synthetic.smk"
+include: "workflow/rules/benchmarks.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        synthetic_targets(),
+
+
+rule synthetic:
+    input:
+        synthetic_targets(),

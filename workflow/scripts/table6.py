@@ -1,0 +1,56 @@
+"""Rule table6: time SIGReg forward + backward over the configured grid, beside the paper's V100."""
+
+import logging
+import os
+import platform
+import sys
+
+import torch
+
+from lejepa import tables
+from lejepa.timing import time_sigreg
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake's script directive)
+
+# Everything the job prints, warnings and a traceback included, goes to its log file.
+log_file = open(snakemake.log[0], "w", buffering=1)
+os.dup2(log_file.fileno(), sys.stderr.fileno())  # C++ warnings from torch too
+sys.stderr = log_file
+logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+logging.captureWarnings(True)
+logging.getLogger("lejepa").setLevel(logging.INFO)  # our progress messages, not matplotlib's
+log = logging.getLogger("lejepa.workflow.table6")
+
+torch.set_num_threads(snakemake.threads)
+settings = snakemake.params.settings
+device = settings["device"]
+if device == "auto":
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+if device == "cuda" and not torch.cuda.is_available():
+    raise ValueError("config/config.yaml table6.device is 'cuda' but torch sees no CUDA device")
+log.info("host %s, SLURM_JOB_ID %s, device %s", platform.node(), os.environ.get("SLURM_JOB_ID", "-"), device)
+
+measurements = []
+for row in settings["grid"]:
+    result = time_sigreg(
+        n=row["n"],
+        m=row["m"],
+        knots=row["knots"],
+        d=row["d"],
+        repeats=settings["repeats"],
+        warmup=settings["warmup"],
+        device=device,
+        impl=settings["impl"],
+    )
+    log.info("%s: %s", row, result)
+    measurements.append({**row, **result})
+
+frame = tables.table6_frame(
+    measurements,
+    device=tables.device_name(device, threads=snakemake.threads),
+    impl=settings["impl"],
+    repeats=settings["repeats"],
+    commit=tables.git_commit(),
+    torch_version=torch.__version__,
+)
+tables.write_table6(frame, csv_path=snakemake.output.csv, md_path=snakemake.output.md)
