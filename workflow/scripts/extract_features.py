@@ -1,0 +1,59 @@
+"""Rule extract_features: frozen backbone features of one split -> features/<run>/<dataset>/<split>.pt.
+
+Eval transform: resize + center crop at the encoder's resolution (lejepa.views.eval_transform).
+A frontier model whose weights cannot be loaded gives a feature file with status
+"weights unreachable: ..." and no features; the probe rule records that.
+"""
+
+import logging
+import os
+import sys
+
+import torch
+
+from lejepa.data import EncodedImages
+from lejepa.features import WeightsUnreachable, cached_features, probed_backbone, save_unreachable
+from lejepa.views import eval_transform
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake's script directive)
+
+# Everything the job prints (tqdm's progress bar, warnings, a traceback) goes to its log file.
+log_file = open(snakemake.log[0], "w", buffering=1)
+os.dup2(log_file.fileno(), sys.stderr.fileno())
+sys.stderr = log_file
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+logging.captureWarnings(True)
+log = logging.getLogger("lejepa.workflow.extract_features")
+
+torch.set_num_threads(snakemake.threads)
+run, dataset, split = snakemake.wildcards.run, snakemake.wildcards.dataset, snakemake.wildcards.split
+spec = snakemake.params.encoder
+settings = snakemake.params.settings
+device = None if settings["device"] == "auto" else settings["device"]
+key = {"run": run, "dataset": dataset, "split": split, "kind": spec["kind"]}
+
+checkpoint = snakemake.input.get("checkpoint")  # runs/<run>/final.pt; empty for other kinds
+if checkpoint is not None and not isinstance(checkpoint, str):
+    checkpoint = checkpoint[0] if len(checkpoint) else None
+try:
+    backbone, info = probed_backbone(spec, checkpoint=checkpoint)
+except WeightsUnreachable as error:
+    log.info("%s: %s", run, error)
+    save_unreachable(snakemake.output[0], reason=str(error), key=key)
+    sys.exit(0)
+
+key.update(resolution=info["resolution"], checkpoint_sha256=info.get("checkpoint_sha256"), seed=info.get("seed"))
+images = EncodedImages(os.path.dirname(snakemake.input.meta), split, transform=eval_transform(info["resolution"]))
+log.info("%s on %r at %d px, %d threads: %s", run, images, info["resolution"], snakemake.threads, info)
+data = cached_features(
+    snakemake.output[0],
+    model=backbone,
+    dataset=images,
+    key=key,
+    info=info,
+    batch_size=settings["batch_size"],
+    num_workers=settings["workers"],
+    device=device,
+    desc=f"{run} {dataset}/{split}",
+)
+log.info("wrote %s: features %s in %.1f s", snakemake.output[0], tuple(data["features"].shape), data["info"]["seconds"])
