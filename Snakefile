@@ -3,6 +3,7 @@
 #   snakemake --cores all figures/fig6.pdf     # one figure
 #   snakemake --cores all synthetic            # every target that needs no data and no GPU
 #   snakemake --profile slurm synthetic        # the same through Slurm (slurm/config.yaml)
+#   snakemake --cores all probes               # pretrain, then probe, the runs of config/probe.yaml
 #   snakemake --report report.html             # every figure with its caption
 from snakemake.utils import min_version
 
@@ -10,6 +11,9 @@ min_version("9.0")
 
 
 configfile: "config/config.yaml"
+configfile: "config/data.yaml"
+configfile: "config/pretrain.yaml"
+configfile: "config/probe.yaml"
 
 
 report: "workflow/report/workflow.rst"
@@ -23,12 +27,16 @@ localrules:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/benchmarks.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/probe.smk"
 
 
 rule all:
     default_target: True
     input:
         synthetic_targets(),
+        probe_targets(),
 
 
 rule synthetic:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import platform
+import os
 import subprocess
 from pathlib import Path
 
@@ -53,7 +54,13 @@ TABLE6_COLUMNS = [
 
 
 def git_commit(directory: str | Path = ".") -> str:
-    """Short hash of HEAD, with ``-dirty`` if tracked files changed; ``unknown`` outside git."""
+    """Short hash of HEAD, with ``-dirty`` if tracked files changed; ``unknown`` outside git.
+
+    ``LEJEPA_COMMIT`` in the environment takes precedence, for copies of the tree that
+    have no .git (a cluster's scratch copy, say).
+    """
+    if os.environ.get("LEJEPA_COMMIT"):
+        return os.environ["LEJEPA_COMMIT"]
 
     def git(*args: str) -> str:
         return subprocess.run(

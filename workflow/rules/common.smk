@@ -1,5 +1,10 @@
 # Helpers shared by all rules: config validation and the lists of targets.
+import re
+
 from snakemake.utils import validate
+
+from lejepa.data import DATASETS, prepare_settings
+from lejepa.train import resolve_run
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -36,3 +41,141 @@ def table6_targets():
 def synthetic_targets():
     """Everything that needs neither data nor a GPU: the synthetic figures and table 6."""
     return synthetic_figure_targets() + table6_targets()
+
+
+# Data (workflow/rules/data.smk)
+
+
+def dataset_dir(name):
+    return f"{config['data'].get('root', 'data')}/{name}"
+
+
+def dataset_meta(name):
+    """<data.root>/<name>/meta.json: the file that marks a prepared dataset as ready."""
+    return f"{dataset_dir(name)}/meta.json"
+
+
+# Pretraining (workflow/rules/pretrain.smk)
+
+
+PRETRAIN_RUNS = sorted(config["pretrain"]["runs"])
+
+
+def pretrain_settings(run):
+    """(flat training config, resources) of one run: its scale's settings + its own keys."""
+    return resolve_run(
+        config["pretrain"], run, default_scale=config.get("scale", "small")
+    )
+
+
+def pretrain_targets(runs=PRETRAIN_RUNS):
+    return expand("runs/{run}/final.pt", run=runs)
+
+
+# Probes (workflow/rules/probe.smk)
+
+
+PROBE_PATTERN = r"(linear|knn|finetune)(_[1-9][0-9]*shot)?"
+
+
+def probe_run_kind(run):
+    """pretrained, random_init or frontier; an unknown run is an error naming the config keys."""
+    if run in config["probe"]["frontier"]:
+        return "frontier"
+    if run in config["probe"]["random_init"]:
+        return "random_init"
+    if run in config.get("pretrain", {}).get("runs", {}):
+        return "pretrained"
+    raise ValueError(
+        f"unknown run {run!r}: define it in pretrain.runs, probe.random_init or probe.frontier"
+    )
+
+
+def probe_encoder_spec(run):
+    """What lejepa.features.probed_backbone builds for a run (also the rules' params, so
+    editing a random-init baseline or the frontier resolution reruns its features)."""
+    kind = probe_run_kind(run)
+    if kind == "frontier":
+        return {
+            "kind": kind,
+            "name": run,
+            "resolution": config["probe"]["frontier_resolution"],
+        }
+    if kind == "random_init":
+        baseline = config["probe"]["random_init"][run]
+        run_config, _ = resolve_run(
+            config["pretrain"],
+            baseline["like"],
+            default_scale=config.get("scale", "small"),
+        )
+        architecture = ("backbone", "projector", "small_stem", "global_size", "scale")
+        return {
+            "kind": kind,
+            "like": baseline["like"],
+            "seed": baseline["seed"],
+            "run_config": {key: run_config[key] for key in architecture},
+        }
+    return {"kind": kind}
+
+
+def probe_checkpoint(run):
+    """The checkpoint a run's features need (none for random-init and frontier runs)."""
+    return [f"runs/{run}/final.pt"] if probe_run_kind(run) == "pretrained" else []
+
+
+def probe_data(dataset, split):
+    root = f"{config['data']['root']}/{dataset}"
+    return {"meta": f"{root}/meta.json", "images": f"{root}/{split}.npz"}
+
+
+def probe_method_and_shots(probe):
+    """'linear_10shot' -> ('linear', 10); 'knn' -> ('knn', None)."""
+    method, shots = re.fullmatch(PROBE_PATTERN, probe).groups()
+    return method, int(shots[1:-4]) if shots else None
+
+
+def probe_val_split(dataset):
+    """The dataset's official validation split, or None (unknown datasets have none)."""
+    spec = DATASETS.get(dataset)
+    return spec.val_split if spec else None
+
+
+def probe_settings(probe, dataset):
+    """The rule's params: only this probe's method settings and, for k shots, the seeds."""
+    method, shots = probe_method_and_shots(probe)
+    settings = dict(config["probe"][method])
+    if shots:
+        settings["seeds"] = config["probe"]["few_shot"]["seeds"]
+    if method == "finetune":
+        settings["dataset_root"] = f"{config['data']['root']}/{dataset}"
+    return settings
+
+
+def probe_inputs(wildcards):
+    method, shots = probe_method_and_shots(wildcards.probe)
+    features = lambda split: f"features/{wildcards.run}/{wildcards.dataset}/{split}.pt"
+    inputs = {}
+    if method == "finetune":
+        inputs["checkpoint"] = probe_checkpoint(wildcards.run)
+        inputs["meta"] = probe_data(wildcards.dataset, "train")["meta"]
+        inputs["train_images"] = probe_data(wildcards.dataset, "train")["images"]
+        inputs["test_images"] = probe_data(wildcards.dataset, "test")["images"]
+    else:
+        inputs["train"] = features("train")
+        inputs["test"] = features("test")
+        if method == "linear" and shots is None and probe_val_split(wildcards.dataset):
+            inputs["val"] = features(probe_val_split(wildcards.dataset))
+    if shots:
+        inputs["few_shot"] = f"fewshot/{wildcards.dataset}/{shots}shot.npz"
+    return inputs
+
+
+def probe_targets():
+    """Every result listed in probe.evaluations."""
+    return [
+        f"results/{run}/{probe}/{dataset}.json"
+        for entry in config["probe"]["evaluations"]
+        for run in entry["runs"]
+        for probe in entry["probes"]
+        for dataset in entry["datasets"]
+    ]

@@ -4,16 +4,6 @@
 # sha256. A rule's params hold only the settings its dataset uses (prepare_settings), so
 # editing one source reruns only the datasets it serves. A failed preparation leaves no
 # output, so nothing downstream runs. Rules that read a dataset take dataset_meta(name) as input.
-from lejepa.data import DATASETS, prepare_settings
-
-
-def dataset_dir(name):
-    return f"{config['data'].get('root', 'data')}/{name}"
-
-
-def dataset_meta(name):
-    """Input for a rule that reads a prepared dataset: <data.root>/<name>/meta.json."""
-    return f"{dataset_dir(name)}/meta.json"
 
 
 for dataset, spec in DATASETS.items():

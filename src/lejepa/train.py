@@ -1,0 +1,547 @@
+"""LeJEPA pretraining: multi-crop views, any timm backbone, AdamW + warm-up/cosine, resumable.
+
+    python -m lejepa.train --config runs/<run>/config.yaml
+    torchrun --nproc_per_node=N -m lejepa.train --config runs/<run>/config.yaml   # DDP
+    lejepa.train.main(config)                                                    # from Python
+
+The config is one flat mapping (see TRAINING_KEYS and RUNTIME_DEFAULTS below);
+config/pretrain.yaml defines scales and runs and `resolve_run` turns one run
+into such a mapping.
+
+What one step does (paper, section 5 and algorithm 2):
+  views (Vg global + Vl local per image) -> encoder, one forward per resolution
+  -> embeddings z (V, B, K) -> LeJEPALoss = (1 - lam) * prediction + lam * SIGReg,
+  plus an online linear probe trained on the detached backbone features of the
+  global views (it never sends gradient into the encoder).
+
+Outputs in out_dir: checkpoint.pt (every epoch and every checkpoint_minutes,
+written atomically), metrics.csv, final.pt (only when the run has finished: the
+Snakemake rule's output; `lejepa.models.load_encoder` reads it).
+
+metrics.csv, one row per epoch: epoch, step (global steps done), loss,
+prediction, sigreg (means over the epoch's steps), online_acc (% of the online
+probe's predictions right on the epoch's training batches, global views),
+online_eval_acc (% on eval_split after the epoch; empty without one), lr (at the
+epoch's last step), img_per_s (training images per second over the epoch's
+steps, data waits included), wall_s (the run's wall time so far, evaluation
+and checkpoints included, summed over resumed sessions).
+
+Rerunning resumes from checkpoint.pt by itself, bit for bit: the data order is
+a function of (seed, epoch), each image's augmentation a function of
+(seed, epoch, index), and the checkpoint holds the position inside the epoch
+(and model, optimiser, step, RNG states, the epoch's running sums, the metrics).
+A checkpoint made with other TRAINING_KEYS is set aside and the run starts afresh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+import yaml
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from lejepa import LeJEPALoss, SIGReg
+from lejepa.data import EncodedImages
+from lejepa.io import atomic_path, write_csv
+from lejepa.loss import prediction_loss
+from lejepa.models import convert_sync_batchnorm, encoder_from_config
+from lejepa.views import MultiCropViews, SeededViews, collate_views, eval_transform
+
+# Keys that change the result: a checkpoint whose values differ is not resumed.
+TRAINING_KEYS = {
+    "dataset": "name of the prepared dataset (data/<dataset>/)",
+    "backbone": "timm model name",
+    "projector": "projector MLP sizes, e.g. '2048-2048-128'",
+    "small_stem": "none | cifar | stride1_maxpool (lejepa.models)",
+    "n_global": "global views per image (V_g)",
+    "n_local": "local views per image (V_l)",
+    "global_size": "global view side in pixels",
+    "local_size": "local view side in pixels",
+    "global_scale": "RandomResizedCrop area range of global views",
+    "local_scale": "RandomResizedCrop area range of local views",
+    "batch_size": "global batch size (all processes together)",
+    "epochs": "training epochs",
+    "warmup_epochs": "linear learning-rate warm-up, in epochs (may be fractional)",
+    "lr": "peak AdamW learning rate",
+    "weight_decay": "AdamW weight decay (not on the online probe)",
+    "lam": "lambda: loss = (1 - lam) * prediction + lam * SIGReg",
+    "num_slices": "SIGReg directions per step",
+    "t_max": "Epps-Pulley integration range [0, t_max]",
+    "knots": "Epps-Pulley quadrature points",
+    "centers": "global | all: the views whose mean every view predicts (algorithm 2)",
+    "seed": "seed of model init, data order and augmentations",
+    "max_steps_per_epoch": "cut every epoch to this many steps (null: the whole dataset)",
+}
+
+# Keys that do not change the result (a resumed run may change them).
+RUNTIME_DEFAULTS = {
+    "run": "unnamed",
+    "scale": "custom",
+    "data_dir": None,  # default data/<dataset>
+    "out_dir": None,  # default runs/<run>
+    "eval_split": None,  # e.g. "test": online-probe accuracy on it after each epoch
+    "eval_every": 1,  # epochs between online-probe evaluations
+    "device": "auto",  # auto | cpu | cuda
+    "threads": 2,  # torch intra-op threads of each process
+    "workers": 1,  # DataLoader worker processes
+    "checkpoint_minutes": 10.0,  # also checkpoint mid-epoch this often
+    "checkpoint_every_steps": None,  # also checkpoint every this many steps (tests)
+    "progress": True,  # tqdm bar
+}
+
+
+# Resources of a run whose scale and run give none (Snakemake `threads` / `resources`).
+DEFAULT_RESOURCES = {"threads": 2, "mem_mb": 4000, "runtime": 60, "gpus": 0, "slurm_extra": ""}
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or inf; the run stops and keeps its last good checkpoint."""
+
+
+def check_config(config: dict) -> dict:
+    """Complete runtime keys with defaults; reject missing or unknown keys by name."""
+    unknown = sorted(set(config) - set(TRAINING_KEYS) - set(RUNTIME_DEFAULTS))
+    if unknown:
+        raise ValueError(
+            f"unknown pretrain config key(s) {unknown}; known: {sorted(TRAINING_KEYS) + sorted(RUNTIME_DEFAULTS)}"
+        )
+    missing = sorted(set(TRAINING_KEYS) - set(config))
+    if missing:
+        raise ValueError(f"pretrain config is missing key(s) {missing}")
+    ordered = ["run", "scale", *TRAINING_KEYS, *(k for k in RUNTIME_DEFAULTS if k not in ("run", "scale"))]
+    config = {key: config[key] if key in config else RUNTIME_DEFAULTS[key] for key in ordered}
+    config["data_dir"] = config["data_dir"] or f"data/{config['dataset']}"
+    config["out_dir"] = config["out_dir"] or f"runs/{config['run']}"
+    if config["centers"] not in ("global", "all"):
+        raise ValueError(f"centers must be 'global' or 'all', got {config['centers']!r}")
+    for key in ("batch_size", "epochs", "n_global", "global_size", "num_slices"):
+        if not isinstance(config[key], int) or config[key] < 1:
+            raise ValueError(f"{key} must be a positive integer, got {config[key]!r}")
+    return config
+
+
+def resolve_run(pretrain: dict, run: str, *, default_scale: str = "small") -> tuple[dict, dict]:
+    """config/pretrain.yaml's `pretrain` section + a run name -> (flat training config, resources).
+
+    A run = {dataset, backbone, scale (optional), resources (optional), any key of
+    TRAINING_KEYS or RUNTIME_DEFAULTS}; the scale's `settings` fill in the rest.
+    """
+    runs = pretrain.get("runs", {})
+    if run not in runs:
+        raise ValueError(f"pretrain run {run!r} is not defined in config (pretrain.runs); defined: {sorted(runs)}")
+    spec = dict(runs[run])
+    scale = spec.pop("scale", default_scale)
+    scales = pretrain.get("scales", {})
+    if scale not in scales:
+        raise ValueError(f"pretrain run {run!r}: unknown scale {scale!r}; defined: {sorted(scales)}")
+    resources = {**DEFAULT_RESOURCES, **scales[scale].get("resources", {}), **spec.pop("resources", {})}
+    config = {**scales[scale]["settings"], **spec, "run": run, "scale": scale}
+    try:
+        return check_config(config), resources
+    except ValueError as error:
+        raise ValueError(f"pretrain run {run!r}: {error}") from None
+
+
+def learning_rate(step: int, *, peak: float, warmup_steps: int, total_steps: int) -> float:
+    """Linear warm-up from peak / warmup_steps to peak, then cosine annealing to 0."""
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+class ResumableSampler(DistributedSampler):
+    """DistributedSampler (order = permutation seeded by seed + epoch, shard rank::world_size)
+    that yields (epoch, index) pairs, so each sample's augmentation can be seeded by
+    (seed, epoch, index), and that can start after the first `skip` samples of the epoch."""
+
+    def __init__(self, dataset, *, num_replicas: int, rank: int, seed: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        self.skip = 0
+
+    def set_epoch(self, epoch: int, *, skip: int = 0) -> None:
+        super().set_epoch(epoch)
+        self.skip = skip
+
+    def __iter__(self):
+        indices = list(super().__iter__())[self.skip :]
+        return iter([(self.epoch, index) for index in indices])
+
+    def __len__(self) -> int:
+        return self.num_samples - self.skip
+
+
+class LeJEPANet(nn.Module):
+    """Encoder + online probe in one module, so DDP sees one forward per step.
+
+    forward(global views (Vg, B, 3, H, W), local views (Vl, B, 3, h, w)) ->
+    global embeddings (Vg, B, K), all embeddings (V, B, K), probe logits (Vg * B, C).
+    """
+
+    def __init__(self, encoder: nn.Module, num_classes: int):
+        super().__init__()
+        self.encoder = encoder
+        self.probe = nn.Linear(encoder.feature_dim, num_classes)
+
+    def forward(self, global_views, local_views):
+        n_global, batch = global_views.shape[:2]
+        features, global_z = self.encoder(global_views.flatten(0, 1))  # (Vg * B, F), (Vg * B, K)
+        embeddings = [global_z]
+        if local_views.shape[0] > 0:  # one forward per resolution
+            embeddings.append(self.encoder(local_views.flatten(0, 1))[1])  # (Vl * B, K)
+        all_z = torch.cat(embeddings).view(-1, batch, global_z.shape[-1])  # (V, B, K)
+        logits = self.probe(features.detach())  # the probe never trains the encoder
+        return global_z.view(n_global, batch, -1), all_z, logits
+
+
+def rng_state() -> dict:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def weights_are_finite(module: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in module.parameters())
+
+
+def global_mean(values: torch.Tensor, world_size: int) -> torch.Tensor:
+    """Average a vector of per-process metrics over processes (identity on one process)."""
+    if world_size > 1:
+        values = values.clone()
+        dist.all_reduce(values)
+        values /= world_size
+    return values
+
+
+@torch.no_grad()
+def online_eval_accuracy(net: LeJEPANet, loader, device, channels_last: bool) -> float:
+    """Top-1 (%) of the online probe on a held-out split, backbone in eval mode."""
+    was_training = net.training
+    net.eval()
+    correct = total = 0
+    for images, labels in loader:
+        images = images.to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            features, _ = net.encoder(images)
+            logits = net.probe(features)
+        correct += (logits.argmax(1).cpu() == labels).sum().item()
+        total += labels.numel()
+    net.train(was_training)
+    return 100.0 * correct / max(1, total)
+
+
+def main(config: dict) -> Path:
+    config = check_config(config)
+    out_dir = Path(config["out_dir"])
+    checkpoint_path, metrics_path, final_path = out_dir / "checkpoint.pt", out_dir / "metrics.csv", out_dir / "final.pt"
+    if final_path.exists():
+        print(f"{final_path} exists: run {config['run']!r} is finished, nothing to do")
+        return final_path
+
+    # ---- processes and device ------------------------------------------------------------
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    rank = int(os.environ.get("RANK", 0))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    use_cuda = config["device"] == "cuda" or (config["device"] == "auto" and torch.cuda.is_available())
+    device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+    if world_size > 1:
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    if use_cuda:
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+    torch.set_num_threads(config["threads"])
+    is_main = rank == 0
+    if config["batch_size"] % world_size:
+        raise ValueError(f"batch_size {config['batch_size']} is not divisible by the {world_size} processes")
+    batch_per_process = config["batch_size"] // world_size
+    channels_last = use_cuda  # faster convolutions with bf16 on GPU; no gain on CPU
+
+    # ---- data ----------------------------------------------------------------------------
+    images = EncodedImages(config["data_dir"], "train")
+    views = MultiCropViews(
+        n_global=config["n_global"],
+        n_local=config["n_local"],
+        global_size=config["global_size"],
+        local_size=config["local_size"],
+        global_scale=tuple(config["global_scale"]),
+        local_scale=tuple(config["local_scale"]),
+    )
+    train_set = SeededViews(images, views, seed=config["seed"])
+    sampler = ResumableSampler(train_set, num_replicas=world_size, rank=rank, seed=config["seed"])
+    loader = DataLoader(
+        train_set,
+        batch_size=batch_per_process,
+        sampler=sampler,
+        drop_last=True,
+        collate_fn=collate_views,
+        num_workers=config["workers"],
+        persistent_workers=config["workers"] > 0,
+        pin_memory=use_cuda,
+    )
+    steps_per_epoch = sampler.num_samples // batch_per_process
+    if config["max_steps_per_epoch"]:
+        steps_per_epoch = min(steps_per_epoch, config["max_steps_per_epoch"])
+    if steps_per_epoch < 1:
+        raise ValueError(f"{config['data_dir']}: {len(images)} training images make no batch of {config['batch_size']}")
+    total_steps = config["epochs"] * steps_per_epoch
+    warmup_steps = round(config["warmup_epochs"] * steps_per_epoch)
+
+    eval_loader = None
+    if config["eval_split"] and is_main:
+        eval_images = EncodedImages(
+            config["data_dir"], config["eval_split"], transform=eval_transform(config["global_size"])
+        )
+        eval_loader = DataLoader(eval_images, batch_size=256, num_workers=config["workers"])
+
+    # ---- model, loss, optimiser ----------------------------------------------------------
+    torch.manual_seed(config["seed"])
+    net = LeJEPANet(encoder_from_config(config), num_classes=len(images.classes))
+    if world_size > 1:
+        net = convert_sync_batchnorm(net, device_type=device.type)
+    net = net.to(device)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    model = DistributedDataParallel(net, device_ids=[device.index] if use_cuda else None) if world_size > 1 else net
+    loss_fn = LeJEPALoss(
+        lam=config["lam"], sigreg=SIGReg(num_slices=config["num_slices"], t_max=config["t_max"], knots=config["knots"])
+    )
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": net.encoder.parameters(), "weight_decay": config["weight_decay"]},
+            {"params": net.probe.parameters(), "weight_decay": 0.0},
+        ],
+        lr=config["lr"],
+    )
+
+    # ---- resume --------------------------------------------------------------------------
+    step, epoch, batch_in_epoch, wall_s, history = 0, 0, 0, 0.0, []
+    epoch_sums = dict.fromkeys(["loss", "prediction", "sigreg", "correct", "seen", "images", "seconds"], 0.0)
+    if checkpoint_path.exists():
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        changed = {k for k in TRAINING_KEYS if checkpoint["config"].get(k) != config[k]}
+        if changed:
+            stale = checkpoint_path.with_name("checkpoint.stale.pt")
+            if is_main:
+                print(
+                    f"{checkpoint_path} was made with other settings ({sorted(changed)}): "
+                    f"starting afresh, old one moved to {stale}"
+                )
+            if world_size > 1:
+                dist.barrier()  # every process has read it before it moves
+            if is_main:
+                os.replace(checkpoint_path, stale)
+        else:
+            net.encoder.load_state_dict(checkpoint["encoder"])
+            net.probe.load_state_dict(checkpoint["probe"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            step, epoch, batch_in_epoch = checkpoint["step"], checkpoint["epoch"], checkpoint["batch_in_epoch"]
+            wall_s, history, epoch_sums = checkpoint["wall_s"], checkpoint["history"], checkpoint["epoch_sums"]
+            set_rng_state(checkpoint["rng"])
+            if is_main:
+                print(f"resumed {checkpoint_path}: epoch {epoch}, batch {batch_in_epoch}, step {step}")
+
+    def save_checkpoint():
+        if not is_main:
+            return
+        state = {
+            "config": config,
+            "encoder": net.encoder.state_dict(),
+            "probe": net.probe.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "epoch": epoch,
+            "batch_in_epoch": batch_in_epoch,
+            "wall_s": wall_s,
+            "history": history,
+            "epoch_sums": epoch_sums,
+            "rng": rng_state(),
+        }
+        with atomic_path(checkpoint_path) as tmp:
+            torch.save(state, tmp)
+
+    if is_main:  # temporary files of checkpoint writes that a kill interrupted
+        for leftover in out_dir.glob(f".{checkpoint_path.name}.*.tmp.pt"):
+            leftover.unlink()
+
+    # ---- training ------------------------------------------------------------------------
+    session_start, wall_s_at_start = time.monotonic(), wall_s  # wall_s: all sessions' time, eval included
+    model.train()
+    last_checkpoint_time = time.monotonic()
+    while epoch < config["epochs"]:
+        sampler.set_epoch(epoch, skip=batch_in_epoch * batch_per_process)
+        bar = tqdm(
+            total=steps_per_epoch,
+            initial=batch_in_epoch,
+            desc=f"epoch {epoch + 1}/{config['epochs']}",
+            disable=not (is_main and config["progress"]),
+            dynamic_ncols=True,
+        )
+        step_start = time.monotonic()
+        for global_views, local_views, labels in itertools.islice(loader, steps_per_epoch - batch_in_epoch):
+            lr = learning_rate(step, peak=config["lr"], warmup_steps=warmup_steps, total_steps=total_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            global_views = global_views.to(device, non_blocking=True)
+            local_views = local_views.to(device, non_blocking=True)
+            labels = labels.to(device, non_blocking=True)
+
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_cuda):
+                global_z, all_z, logits = model(global_views, local_views)
+            global_z, all_z, logits = global_z.float(), all_z.float(), logits.float()
+            centers_z = all_z if config["centers"] == "all" else global_z
+            probe_labels = labels.repeat(config["n_global"])  # logits are ordered view-major
+            probe_loss = F.cross_entropy(logits, probe_labels)
+
+            finite = torch.isfinite(all_z).all().float()
+            if world_size > 1:
+                dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+            if finite.item() == 1.0:
+                losses = loss_fn(centers_z, all_z, step=step)
+            else:  # the loss refuses non-finite embeddings: report what can be computed
+                nan = torch.tensor(float("nan"), device=device)
+                losses = {"loss": nan, "prediction": prediction_loss(global_z=centers_z, all_z=all_z), "sigreg": nan}
+            terms = global_mean(
+                torch.stack([losses["loss"], losses["prediction"], losses["sigreg"], probe_loss]).detach(), world_size
+            ).tolist()
+            if not all(math.isfinite(t) for t in terms):
+                raise NonFiniteLoss(
+                    f"run {config['run']!r}: non-finite loss at step {step} "
+                    f"(epoch {epoch + 1}, batch {batch_in_epoch}): "
+                    f"loss={terms[0]}, prediction={terms[1]}, sigreg={terms[2]}, online_probe={terms[3]}, lr={lr:.3g}. "
+                    f"Stopped; the last good checkpoint is kept: {checkpoint_path}"
+                )
+
+            optimizer.zero_grad(set_to_none=True)
+            (losses["loss"] + probe_loss).backward()
+            optimizer.step()
+
+            correct = (logits.argmax(1) == probe_labels).sum().float()
+            if world_size > 1:
+                dist.all_reduce(correct)
+            now = time.monotonic()
+            epoch_sums["loss"] += terms[0]
+            epoch_sums["prediction"] += terms[1]
+            epoch_sums["sigreg"] += terms[2]
+            epoch_sums["correct"] += correct.item()
+            epoch_sums["seen"] += probe_labels.numel() * world_size
+            epoch_sums["images"] += labels.numel() * world_size
+            epoch_sums["seconds"] += now - step_start
+            wall_s = wall_s_at_start + now - session_start
+            step_start = now
+            step += 1
+            batch_in_epoch += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{terms[0]:.4f}", sigreg=f"{terms[2]:.3f}", lr=f"{lr:.2e}")
+
+            every_steps = config["checkpoint_every_steps"]
+            due = (every_steps and step % every_steps == 0) or (now - last_checkpoint_time) > 60 * config[
+                "checkpoint_minutes"
+            ]
+            if due and batch_in_epoch < steps_per_epoch:
+                if not weights_are_finite(net):
+                    raise NonFiniteLoss(
+                        f"run {config['run']!r}: non-finite weights after step {step - 1}; "
+                        f"last good checkpoint kept: {checkpoint_path}"
+                    )
+                save_checkpoint()
+                last_checkpoint_time = time.monotonic()
+        bar.close()
+
+        # ---- end of epoch: metrics row, optional held-out probe accuracy, checkpoint -----
+        n_batches = max(1, batch_in_epoch)
+        row = {
+            "epoch": epoch + 1,
+            "step": step,
+            "loss": epoch_sums["loss"] / n_batches,
+            "prediction": epoch_sums["prediction"] / n_batches,
+            "sigreg": epoch_sums["sigreg"] / n_batches,
+            "online_acc": 100.0 * epoch_sums["correct"] / max(1, epoch_sums["seen"]),
+            "online_eval_acc": float("nan"),
+            "lr": lr,
+            "img_per_s": epoch_sums["images"] / max(1e-9, epoch_sums["seconds"]),
+            "wall_s": wall_s,
+        }
+        if eval_loader is not None and ((epoch + 1) % config["eval_every"] == 0 or epoch + 1 == config["epochs"]):
+            row["online_eval_acc"] = online_eval_accuracy(net, eval_loader, device, channels_last)
+        if world_size > 1:
+            dist.barrier()
+        row["wall_s"] = wall_s = wall_s_at_start + time.monotonic() - session_start
+        history.append(row)
+        epoch, batch_in_epoch = epoch + 1, 0
+        epoch_sums = dict.fromkeys(epoch_sums, 0.0)
+        if not weights_are_finite(net):
+            raise NonFiniteLoss(
+                f"run {config['run']!r}: non-finite weights at the end of epoch {epoch}; "
+                f"last good checkpoint kept: {checkpoint_path}"
+            )
+        save_checkpoint()
+        last_checkpoint_time = time.monotonic()
+        if is_main:
+            write_csv(pd.DataFrame(history), metrics_path)
+            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+
+    # ---- finished: final.pt marks completion ---------------------------------------------
+    if is_main:
+        write_csv(pd.DataFrame(history), metrics_path)
+        with atomic_path(final_path) as tmp:
+            torch.save(
+                {
+                    "config": config,
+                    "encoder": net.encoder.state_dict(),
+                    "probe": net.probe.state_dict(),
+                    "history": history,
+                },
+                tmp,
+            )
+    if world_size > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return final_path
+
+
+def load_config(path: str | os.PathLike) -> dict:
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ValueError(f"cannot read pretrain config {path}: {error}") from error
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} must hold a mapping of pretrain settings, got {type(config).__name__}")
+    return config
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, help="flat YAML config, e.g. runs/<run>/config.yaml")
+    arguments = parser.parse_args()
+    try:
+        main(load_config(arguments.config))
+    except NonFiniteLoss as error:
+        sys.exit(f"error: {error}")

@@ -1,0 +1,47 @@
+"""Rule pretrain: write runs/<run>/config.yaml and train (resuming from runs/<run>/checkpoint.pt if present).
+
+With gpus > 1 the run goes through torchrun (DDP, one process per GPU); otherwise
+it runs in this process. Everything the job prints goes to its log file.
+"""
+
+import os
+import subprocess
+import sys
+
+import yaml
+
+from lejepa.io import write_text
+from lejepa.train import main
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake's script directive)
+
+log_file = open(snakemake.log[0], "a", buffering=1)  # append: a resumed run keeps the earlier log
+os.dup2(log_file.fileno(), sys.stdout.fileno())
+os.dup2(log_file.fileno(), sys.stderr.fileno())
+sys.stdout = sys.stderr = log_file
+
+settings = dict(snakemake.params.settings)
+gpus = int(snakemake.resources.get("gpu", 0))
+processes = max(1, gpus)
+settings["threads"] = max(1, snakemake.threads // processes)
+config_path = os.path.join(settings["out_dir"], "config.yaml")
+write_text(yaml.safe_dump(settings, sort_keys=False), config_path)
+print(
+    f"run {settings['run']}: {config_path}, {processes} process(es), {settings['threads']} thread(s) each", flush=True
+)
+
+if processes > 1:
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={processes}",
+        "-m",
+        "lejepa.train",
+        "--config",
+        config_path,
+    ]
+    subprocess.run(command, stdout=log_file, stderr=log_file, check=True)
+else:
+    main(settings)
