@@ -5,7 +5,7 @@
 #   snakemake --profile slurm synthetic        # the same through Slurm (slurm/config.yaml)
 #   snakemake --cores all probes               # pretrain, then probe, the runs of config/probe.yaml
 #   snakemake --report report.html             # every figure with its caption
-from snakemake.utils import min_version
+from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
@@ -14,6 +14,10 @@ configfile: "config/config.yaml"
 configfile: "config/data.yaml"
 configfile: "config/pretrain.yaml"
 configfile: "config/probe.yaml"
+
+
+# A misspelt key or an out-of-range value stops the run here, with a message naming it.
+validate(config, schema="workflow/schemas/config.schema.yaml")
 
 
 report: "workflow/report/workflow.rst"

@@ -602,10 +602,11 @@ def test_prepare_dtd10_from_the_real_mirror(tmp_path):
 @needs_mirror
 def test_prepare_rules_run_and_a_corrupted_mirror_stops_only_what_depends_on_it(tmp_path):
     (tmp_path / "Snakefile").write_text(f"""
-from snakemake.utils import validate
+configfile: "{REPO / 'config' / 'config.yaml'}"
 configfile: "{REPO / 'config' / 'data.yaml'}"
-validate(config["data"], "{REPO / 'workflow' / 'schemas' / 'data.schema.yaml'}")
-config["resources"] = {{"data": {{"threads": 1, "mem_mb": 1000, "runtime": 10}}}}
+configfile: "{REPO / 'config' / 'pretrain.yaml'}"
+configfile: "{REPO / 'config' / 'probe.yaml'}"
+include: "{REPO / 'workflow' / 'rules' / 'common.smk'}"
 include: "{REPO / 'workflow' / 'rules' / 'data.smk'}"
 rule uses_dtd10:
     input: dataset_meta("dtd10")

@@ -380,6 +380,7 @@ def test_probe_rules_end_to_end(tmp_path):
     (tmp_path / "config.yaml").write_text(json.dumps(config))
     (tmp_path / "Snakefile").write_text(textwrap.dedent(f"""
         configfile: "config.yaml"
+        include: "{REPO}/workflow/rules/common.smk"
         include: "{REPO}/workflow/rules/probe.smk"
     """))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}

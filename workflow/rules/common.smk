@@ -1,12 +1,9 @@
-# Helpers shared by all rules: config validation and the lists of targets.
+# Helpers shared by all rules: the lists of targets and each stage's settings.
+# (The Snakefile validates the config before this file is included.)
 import re
-
-from snakemake.utils import validate
 
 from lejepa.data import DATASETS, prepare_settings
 from lejepa.train import resolve_run
-
-validate(config, schema="../schemas/config.schema.yaml")
 
 
 # Figures of the paper built from synthetic data, in the paper's order.
