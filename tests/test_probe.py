@@ -379,7 +379,9 @@ def test_probe_rules_end_to_end(tmp_path):
     }
     (tmp_path / "config.yaml").write_text(json.dumps(config))
     (tmp_path / "Snakefile").write_text(textwrap.dedent(f"""
+        from snakemake.utils import validate
         configfile: "config.yaml"
+        validate(config["probe"], "{REPO}/workflow/schemas/probe.schema.yaml")
         include: "{REPO}/workflow/rules/common.smk"
         include: "{REPO}/workflow/rules/probe.smk"
     """))

@@ -5,7 +5,6 @@ import re
 from lejepa.data import DATASETS, prepare_settings
 from lejepa.train import resolve_run
 
-
 # Figures of the paper built from synthetic data, in the paper's order.
 # Each has compute_figN/draw_figN in src/lejepa/synthetic/ (lejepa.synthetic.experiment).
 SYNTHETIC_FIGURES = [

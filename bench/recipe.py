@@ -1,0 +1,510 @@
+"""The small-scale recipe (issue 7): pretrain for a fixed wall-clock budget, then a frozen linear probe.
+
+    python bench/recipe.py --dataset cifar10 --minutes 10 [--set lr=4e-3 --set batch_size=128 ...]
+                           [--seed 0] [--threads 2] [--out bench/results/recipe.jsonl]
+    python bench/recipe.py --dataset cifar10 --minutes 10 --random-init   # the untrained baseline
+    python bench/recipe.py --table [--out bench/results/recipe.jsonl]     # markdown table of all rows
+
+Datasets: cifar10, flowers102 (pretrains on the official train split, 1020 images; the
+probe trains on train + val, tests on test), tinyimagenet100 (stand-in for ImageNet-100);
+any prepared dataset under --data-root works. A missing data/<name> is prepared from the
+offline mirror (lejepa.data.prepare, source="mirror", mirror ../shared/datasets).
+
+Setting: config/pretrain.yaml's `small` scale (--scale), backbone resnet18, view sizes
+global = min(DATASETS[name].image_size, stored image side) and local = half of it
+(flowers102: its mirror stores 96 px, so 96 / 48), the online evaluation on the test
+split switched off (eval_split null: the linear probe below is the measurement), then
+every --set key=value (any key of lejepa.train.TRAINING_KEYS / RUNTIME_DEFAULTS except
+epochs, max_steps_per_epoch and warmup_epochs, which are fitted to the budget).
+
+Fitting the schedule to the budget (`fit_schedule`). The budget is the training's wall
+time as lejepa.train records it (metrics.csv wall_s: every step, data waits, the
+end-of-epoch checkpoint and evaluation included; process start, model construction,
+this calibration, feature extraction and the probe not included, and reported apart):
+  1. Calibrate: lejepa.train.main on the same config for 2 epochs of k steps each
+     (--calibration-steps), in a scratch folder. The second epoch gives the steady step
+     time s (batch_size / its img_per_s); the wall time between the two epoch ends minus
+     k s gives the per-epoch overhead o (checkpoint, evaluation); the first epoch's extra
+     time, wall_s[1] - k s - o, is the one-off start-up cost c (first iterations,
+     DataLoader workers).
+  2. Fit: the engine cuts every epoch to S steps (max_steps_per_epoch; a fresh random
+     subset each epoch) and runs E epochs, taking c + E (S s + o) seconds. E is the
+     smallest number of epochs for which S = floor((B - c - E o) / (E s)) is at most a
+     full pass over the training set, so the budget B holds as many steps as it can with
+     the least overhead. warmup_epochs = warmup_fraction * E (default: the scale's own
+     ratio, small: 1 / 10), so the linear warm-up and the cosine to zero end with the
+     last step, at the budget. With o = c = 0 the step count is floor(B / s) up to E - 1
+     steps of rounding: linear in the budget.
+  The actual training then runs as planned, not cut by a clock: when the shared machine's
+  speed changes it over- or undershoots; `train_wall_s` in the result says by how much.
+  --random-init trains nothing (no calibration; steps 0) and records the same minutes.
+
+Output: a summary, then the last line `linear_probe_top1: X` (top-1 %, test split), and
+one JSON line appended to --out (file rewritten to a temporary file, then renamed).
+`epochs_reached` = images seen / training-set size (passes over the data); `engine_epochs`
+x `steps_per_epoch` = steps. Numbers on this project's shared 2-core machine swing with
+the other jobs (10x seen: 18-23 img/s while another training ran, 210-227 img/s alone):
+compare settings run close together, with seeds.
+
+Measured on that machine, idle, 2 threads, CIFAR-10, resnet18, `small` defaults, seed 0:
+  --minutes 2:  calibration 210 img/s (9 s), 1 epoch x 97 steps (0.50 passes), trained
+                110 s at 227 img/s, final loss 1.449 / prediction 0.712 / SIGReg 15.5,
+                linear probe 36.74%; features 22 s, probe 178 s; 5.4 min in all
+  --minutes 2 --random-init:  linear probe 24.26% (features 32 s, probe 151 s)
+A tiny-budget smoke number, not the recipe's accuracy (issue 7's prototype: 48.9% at 10 min).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+
+from lejepa import probe, train
+from lejepa.data import DATASETS, EncodedImages, prepare
+from lejepa.features import extract, random_init_encoder
+from lejepa.io import write_text
+from lejepa.models import load_encoder
+from lejepa.views import eval_transform
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "bench" / "results" / "recipe.jsonl"
+FITTED_KEYS = ("epochs", "max_steps_per_epoch", "warmup_epochs")
+OWN_KEYS = ("run", "scale", "dataset", "seed", "out_dir", "threads")  # set by the script's own options
+
+
+# ---------------------------------------------------------------- the schedule
+
+
+def fit_schedule(
+    *,
+    budget_s: float,
+    step_s: float,
+    full_epoch_steps: int,
+    warmup_fraction: float,
+    epoch_overhead_s: float = 0.0,
+    startup_s: float = 0.0,
+) -> dict:
+    """Epochs E and steps per epoch S whose training c + E (S s + o) fits the budget B.
+
+    E is the smallest count for which S = floor((B - c - E o) / (E s)) <= full_epoch_steps
+    (module docstring). Returns epochs, steps_per_epoch, total_steps, warmup_epochs
+    (= warmup_fraction * E, so warm-up + cosine end with the last step) and predicted_s.
+    """
+    if step_s <= 0 or full_epoch_steps < 1:
+        raise ValueError(f"need step_s > 0 and full_epoch_steps >= 1, got {step_s}, {full_epoch_steps}")
+    if not 0 <= warmup_fraction < 1:
+        raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
+    epochs = 1
+    while True:
+        steps = math.floor((budget_s - startup_s - epochs * epoch_overhead_s) / (epochs * step_s))
+        if steps < 1:
+            raise ValueError(
+                f"a budget of {budget_s:.1f} s holds no training step at {step_s:.3f} s/step "
+                f"(+ {epoch_overhead_s:.1f} s per epoch, {startup_s:.1f} s start-up): raise --minutes"
+            )
+        if steps <= full_epoch_steps:
+            break
+        epochs += 1
+    return {
+        "epochs": epochs,
+        "steps_per_epoch": steps,
+        "total_steps": epochs * steps,
+        "warmup_epochs": warmup_fraction * epochs,
+        "predicted_s": startup_s + epochs * (steps * step_s + epoch_overhead_s),
+    }
+
+
+def calibrate(config: dict, scratch: Path, *, steps: int) -> dict:
+    """Time 2 epochs of `steps` steps of the real config -> step_s, epoch_overhead_s, startup_s, img_per_s."""
+    calibration = {
+        **config,
+        "run": f"{config['run']}-calibration",
+        "out_dir": str(scratch),
+        "epochs": 2,
+        "max_steps_per_epoch": steps,
+        "warmup_epochs": 1,
+        "checkpoint_minutes": 1e9,
+        "progress": False,
+    }
+    start = time.monotonic()
+    train.main(calibration)
+    history = pd.read_csv(scratch / "metrics.csv")
+    shutil.rmtree(scratch)
+    first, second = history.iloc[0], history.iloc[1]
+    steps = int(second["step"] - first["step"])  # a dataset smaller than `steps` batches cuts it
+    step_s = config["batch_size"] / second["img_per_s"]
+    epoch_overhead_s = max(0.0, second["wall_s"] - first["wall_s"] - steps * step_s)
+    startup_s = max(0.0, first["wall_s"] - steps * step_s - epoch_overhead_s)
+    return {
+        "step_s": float(step_s),
+        "epoch_overhead_s": float(epoch_overhead_s),
+        "startup_s": float(startup_s),
+        "img_per_s": float(second["img_per_s"]),
+        "steps": 2 * steps,
+        "seconds": time.monotonic() - start,
+    }
+
+
+# ---------------------------------------------------------------- config and data
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """['lr=4e-3', 'global_scale=[0.2, 1.0]'] -> {'lr': 0.004, 'global_scale': [0.2, 1.0]} (YAML values)."""
+    overrides = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, got {pair!r}")
+        if key in FITTED_KEYS:
+            raise ValueError(f"--set {key}: fitted to the budget by the script (use --minutes / --warmup-fraction)")
+        if key in OWN_KEYS:
+            raise ValueError(f"--set {key}: use the script's own option (--dataset, --seed, --threads, --scale)")
+        value = yaml.safe_load(text)
+        if isinstance(value, str):  # YAML 1.1 reads '4e-3' as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        overrides[key] = value
+    return overrides
+
+
+def dataset_root(name: str, data_root: Path, mirror_dir: Path) -> Path:
+    root = data_root / name
+    if not (root / "meta.json").exists():
+        if name not in DATASETS:
+            raise ValueError(f"{root} holds no prepared dataset and {name!r} is not a registered dataset")
+        print(f"{root} missing: preparing {name} from the mirror {mirror_dir}", flush=True)
+        prepare(name, out_dir=data_root, source="mirror", mirror_dir=mirror_dir)
+    return root
+
+
+def probe_splits(name: str, root: Path) -> tuple[list[str], str]:
+    """(probe training splits, test split): the registry's roles, train (+ val), test."""
+    if name in DATASETS:
+        spec = DATASETS[name]
+        return [spec.train_split] + ([spec.val_split] if spec.val_split else []), spec.test_split
+    splits = json.loads((root / "meta.json").read_text())["splits"]
+    return ["train"] + (["val"] if "val" in splits else []), "test"
+
+
+def view_sizes(name: str, root: Path) -> tuple[int, int]:
+    """global = the registry's training resolution, capped at the stored image side; local = half."""
+    image, _ = EncodedImages(root, "train")[0]
+    stored = min(image.shape[-2:])
+    size = min(DATASETS[name].image_size, stored) if name in DATASETS else stored
+    return size, max(1, size // 2)
+
+
+def build_config(args, overrides: dict, root: Path) -> tuple[dict, float]:
+    """The flat engine config (scale settings + recipe defaults + overrides) and the warm-up fraction."""
+    pretrain = yaml.safe_load((REPO / "config" / "pretrain.yaml").read_text())["pretrain"]
+    if args.scale not in pretrain["scales"]:
+        raise ValueError(
+            f"--scale {args.scale!r} is not in config/pretrain.yaml; defined: {sorted(pretrain['scales'])}"
+        )
+    settings = pretrain["scales"][args.scale]["settings"]
+    global_size, local_size = view_sizes(args.dataset, root)
+    spec = {
+        "scale": args.scale,
+        "dataset": args.dataset,
+        "backbone": "resnet18",
+        "global_size": global_size,
+        "local_size": local_size,
+        "eval_split": None,
+        "progress": False,
+        **overrides,
+        "seed": args.seed,
+        "data_dir": str(root),
+    }
+    if args.threads is not None:
+        spec["threads"] = args.threads
+    config, _ = train.resolve_run({**pretrain, "runs": {"recipe": spec}}, "recipe")
+    warmup_fraction = args.warmup_fraction
+    if warmup_fraction is None:
+        warmup_fraction = settings["warmup_epochs"] / settings["epochs"]
+    return config, warmup_fraction
+
+
+def setting_label(args, overrides: dict) -> str:
+    if args.name:
+        return args.name
+    label = " ".join(f"{k}={v}" for k, v in overrides.items()) or "default"
+    return f"random init {label}" if args.random_init else label
+
+
+# ---------------------------------------------------------------- features and probe
+
+
+def linear_probe(encoder: torch.nn.Module, root: Path, *, name: str, size: int, config: dict) -> dict:
+    """Frozen backbone features (eval transform at the global view size) -> lejepa.probe.linear."""
+    use_cuda = config["device"] == "cuda" or (config["device"] == "auto" and torch.cuda.is_available())
+    device = torch.device("cuda" if use_cuda else "cpu")
+    train_splits, test_split = probe_splits(name, root)
+    start = time.monotonic()
+    features = {}
+    for split in [*train_splits, test_split]:
+        images = EncodedImages(root, split, transform=eval_transform(size))
+        features[split] = extract(
+            encoder.backbone, images, batch_size=256, num_workers=config["workers"], device=device, progress=False
+        )
+    extract_s = time.monotonic() - start
+    shapes = ", ".join(f"{split} {tuple(features[split][0].shape)}" for split in features)
+    print(f"features: {shapes} in {extract_s:.0f} s; fitting the linear probe ...", flush=True)
+    train_x = torch.cat([features[s][0] for s in train_splits])
+    train_y = torch.cat([features[s][1] for s in train_splits])
+    test_x, test_y = features[test_split]
+    start = time.monotonic()
+    result = probe.linear(train_x, train_y, test_x, test_y, seed=config["seed"], device=device)
+    return {
+        "probe_top1": result["accuracy"],
+        "probe_train_top1": result["train_accuracy"],
+        "probe_l2": result["l2"],
+        "probe_l2_selection": result["l2_selection"],
+        "probe_train_splits": "+".join(train_splits),
+        "probe_test_split": test_split,
+        "num_probe_train": result["num_train"],
+        "num_probe_test": result["num_test"],
+        "feature_dim": int(train_x.shape[1]),
+        "extract_s": extract_s,
+        "probe_s": time.monotonic() - start,
+    }
+
+
+# ---------------------------------------------------------------- results file
+
+
+def append_row(row: dict, path: Path) -> None:
+    """Rewrite the JSON-lines file with one more row, through a temporary file and a rename."""
+    old = path.read_text() if path.exists() else ""
+    if old and not old.endswith("\n"):
+        old += "\n"
+    write_text(old + json.dumps(row) + "\n", path)
+
+
+def read_rows(path: Path) -> list[dict]:
+    rows = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}, line {number}: not JSON ({error})") from error
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = [
+        "| dataset | setting | minutes | img/s | epochs | steps | loss / pred / sigreg | linear probe top-1 (%) | seed |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for r in rows:
+        trained = r["steps"] > 0
+        losses = f"{r['final_loss']:.3f} / {r['final_prediction']:.3f} / {r['final_sigreg']:.3f}" if trained else "–"
+        img_per_s = f"{r['img_per_s']:.0f}" if trained else "–"
+        lines.append(
+            f"| {r['dataset']} | {r['setting']} | {r['minutes']:g} | {img_per_s} | {r['epochs_reached']:.2f} | "
+            f"{r['steps']} | {losses} | {r['probe_top1']:.2f} | {r['seed']} |"
+        )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", help="cifar10, flowers102, tinyimagenet100 (or any prepared dataset)")
+    parser.add_argument("--minutes", type=float, help="training wall-clock budget in minutes")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a pretrain config key (repeatable)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the scale's)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON-lines results file")
+    parser.add_argument("--table", action="store_true", help="print the markdown table of --out and exit")
+    parser.add_argument("--random-init", action="store_true", help="probe the untrained encoder (no training)")
+    parser.add_argument("--scale", default="small", help="scale of config/pretrain.yaml")
+    parser.add_argument(
+        "--warmup-fraction",
+        type=float,
+        default=None,
+        help="share of the steps spent warming up (default: the scale's warmup_epochs / epochs)",
+    )
+    parser.add_argument("--calibration-steps", type=int, default=3, help="steps per calibration epoch (2 epochs)")
+    parser.add_argument("--name", default=None, help="setting label in the table (default: the overrides)")
+    parser.add_argument("--data-root", type=Path, default=REPO / "data")
+    parser.add_argument("--mirror-dir", type=Path, default=REPO.parent / "shared" / "datasets")
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="keep the run (final.pt, metrics.csv) here; default: a scratch folder, deleted",
+    )
+    args = parser.parse_args(argv)
+    if not args.table and (args.dataset is None or args.minutes is None):
+        parser.error("--dataset and --minutes are required (or --table)")
+    if args.minutes is not None and args.minutes <= 0:
+        parser.error(f"--minutes must be positive, got {args.minutes}")
+    return args
+
+
+def main(argv=None) -> dict | None:
+    args = parse_args(argv)
+    if args.table:
+        if not args.out.exists():
+            raise ValueError(f"{args.out}: no results yet")
+        print(markdown_table(read_rows(args.out)))
+        return None
+
+    overrides = parse_overrides(args.overrides)
+    root = dataset_root(args.dataset, args.data_root, args.mirror_dir)
+    config, warmup_fraction = build_config(args, overrides, root)
+    torch.set_num_threads(config["threads"])
+    num_train = len(EncodedImages(root, "train"))
+    full_epoch_steps = num_train // config["batch_size"]
+    if full_epoch_steps < 1:
+        raise ValueError(f"{root}: {num_train} training images make no batch of {config['batch_size']}")
+    row = {
+        "time": datetime.datetime.now().isoformat(timespec="seconds"),
+        "dataset": args.dataset,
+        "setting": setting_label(args, overrides),
+        "overrides": overrides,
+        "random_init": args.random_init,
+        "backbone": config["backbone"],
+        "minutes": args.minutes,
+        "seed": args.seed,
+        "threads": config["threads"],
+        "num_train": num_train,
+    }
+
+    if args.random_init:
+        encoder = random_init_encoder(config, seed=args.seed)
+        row.update(
+            img_per_s=None,
+            engine_epochs=0,
+            steps_per_epoch=0,
+            steps=0,
+            epochs_reached=0.0,
+            train_wall_s=0.0,
+            final_loss=None,
+            final_prediction=None,
+            final_sigreg=None,
+            curve=[],
+        )
+    else:
+        if args.run_dir is not None and args.run_dir.exists() and any(args.run_dir.iterdir()):
+            raise ValueError(f"--run-dir {args.run_dir} is not empty; give a new folder")
+        scratch_parent = REPO / "runs" / "recipe"
+        scratch_parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f"{args.dataset}-", dir=scratch_parent))
+        try:
+            print(f"calibrating: 2 epochs x {args.calibration_steps} steps ...", flush=True)
+            timing = calibrate(config, scratch / "calibration", steps=min(args.calibration_steps, full_epoch_steps))
+            schedule = fit_schedule(
+                budget_s=60 * args.minutes,
+                step_s=timing["step_s"],
+                full_epoch_steps=full_epoch_steps,
+                warmup_fraction=warmup_fraction,
+                epoch_overhead_s=timing["epoch_overhead_s"],
+                startup_s=timing["startup_s"],
+            )
+            print(
+                f"calibration: {timing['img_per_s']:.1f} img/s ({timing['step_s']:.3f} s/step), "
+                f"{timing['epoch_overhead_s']:.1f} s per epoch, {timing['startup_s']:.1f} s start-up "
+                f"({timing['seconds']:.0f} s)\n"
+                f"schedule: {schedule['epochs']} epochs x {schedule['steps_per_epoch']} steps = "
+                f"{schedule['total_steps']} steps, warm-up {schedule['warmup_epochs']:.2f} epochs, "
+                f"predicted {schedule['predicted_s']:.0f} s of {60 * args.minutes:.0f} s",
+                flush=True,
+            )
+            run_dir = args.run_dir or scratch / "train"
+            config = {
+                **config,
+                "run": f"recipe-{args.dataset}",
+                "out_dir": str(run_dir),
+                "epochs": schedule["epochs"],
+                "max_steps_per_epoch": schedule["steps_per_epoch"],
+                "warmup_epochs": schedule["warmup_epochs"],
+            }
+            train.main(config)
+            encoder, _ = load_encoder(run_dir / "final.pt")
+            history = pd.read_csv(run_dir / "metrics.csv")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        last = history.iloc[-1]
+        step_seconds = config["batch_size"] * history["step"].diff().fillna(history["step"]) / history["img_per_s"]
+        steps = int(last["step"])
+        row.update(
+            calibration=timing,
+            schedule=schedule,
+            img_per_s=float(steps * config["batch_size"] / step_seconds.sum()),
+            engine_epochs=int(last["epoch"]),
+            steps_per_epoch=schedule["steps_per_epoch"],
+            steps=steps,
+            warmup_steps=round(schedule["warmup_epochs"] * schedule["steps_per_epoch"]),
+            epochs_reached=steps * config["batch_size"] / num_train,
+            train_wall_s=float(last["wall_s"]),
+            final_loss=float(last["loss"]),
+            final_prediction=float(last["prediction"]),
+            final_sigreg=float(last["sigreg"]),
+            final_online_acc=float(last["online_acc"]),
+            curve=history[["epoch", "step", "loss", "prediction", "sigreg", "online_acc", "lr", "wall_s"]].to_dict(
+                "records"
+            ),
+        )
+
+    print("extracting frozen backbone features ...", flush=True)
+    row.update(linear_probe(encoder, root, name=args.dataset, size=config["global_size"], config=config))
+    row["config"] = {k: v for k, v in config.items() if k not in ("out_dir", "data_dir")}
+    append_row(row, args.out)
+
+    print(
+        f"setting: {row['setting']}  ({args.dataset}, {row['backbone']}, seed {args.seed}, "
+        f"{config['threads']} threads)"
+    )
+    if args.random_init:
+        print(f"random init: no training (budget {args.minutes:g} min not used)")
+    else:
+        print(
+            f"budget: {args.minutes:g} min; trained {row['train_wall_s']:.1f} s at {row['img_per_s']:.1f} img/s "
+            f"(calibration {row['calibration']['img_per_s']:.1f} img/s)\n"
+            f"steps: {row['steps']} ({row['engine_epochs']} epochs x {row['steps_per_epoch']}, "
+            f"warm-up {row['warmup_steps']}); epochs reached: {row['epochs_reached']:.2f} passes over "
+            f"{num_train} images\n"
+            f"final epoch: loss {row['final_loss']:.4f}, prediction {row['final_prediction']:.4f}, "
+            f"sigreg {row['final_sigreg']:.4f}, online probe on training batches {row['final_online_acc']:.1f}%"
+        )
+    print(
+        f"linear probe: train {row['probe_train_splits']} ({row['num_probe_train']}), test {row['probe_test_split']} "
+        f"({row['num_probe_test']}), {row['feature_dim']}-d features; train top-1 {row['probe_train_top1']:.2f}%, "
+        f"l2 {row['probe_l2']:.3g} ({row['probe_l2_selection']}); features {row['extract_s']:.0f} s, "
+        f"probe {row['probe_s']:.0f} s\n"
+        f"row appended to {args.out}"
+    )
+    print(f"linear_probe_top1: {row['probe_top1']:.2f}", flush=True)
+    return row
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ValueError, train.NonFiniteLoss) as error:
+        sys.exit(f"error: {error}")

@@ -1,0 +1,131 @@
+"""bench/recipe.py: the budget-fitted schedule (pure arithmetic) and one tiny end-to-end run."""
+
+import importlib.util
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lejepa.data.format import encode_jpeg, sha256_of, split_file, write_meta, write_split
+
+REPO = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("recipe", REPO / "bench" / "recipe.py")
+recipe = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(recipe)
+
+CLASSES = 4
+
+
+@pytest.fixture(scope="module")
+def tiny_data_root(tmp_path_factory):
+    """<root>/tiny: 96 train / 32 test 20-px JPEGs in the prepared-dataset format; the class sets the dominant colour."""
+    data_root = tmp_path_factory.mktemp("data")
+    root = data_root / "tiny"
+    rng = np.random.default_rng(0)
+    meta = {"name": "tiny", "classes": [f"class{i}" for i in range(CLASSES)], "splits": {}, "sha256": {}}
+    for split, n in (("train", 96), ("test", 32)):
+        samples = []
+        for label in rng.integers(0, CLASSES, n):
+            image = rng.integers(0, 60, (20, 20, 3)).astype(np.uint8)
+            image[..., label % 3] += 150
+            samples.append((encode_jpeg(image), int(label)))
+        write_split(split_file(root, split), samples)
+        meta["splits"][split] = n
+        meta["sha256"][f"{split}.npz"] = sha256_of(split_file(root, split))
+    write_meta(meta, root)
+    return data_root
+
+
+# ---------------------------------------------------------------- the schedule
+
+
+def test_total_steps_scale_linearly_with_the_budget():
+    step_s, full = 0.75, 195  # e.g. CIFAR-10: 50000 images / batch 256
+    for minutes in (1, 2, 5, 10, 20, 40, 60):
+        budget = 60 * minutes
+        plan = recipe.fit_schedule(budget_s=budget, step_s=step_s, full_epoch_steps=full, warmup_fraction=0.1)
+        epochs = plan["epochs"]
+        # without overheads: floor(B / s) steps, minus at most E - 1 lost to equal-length epochs
+        assert budget / step_s - epochs < plan["total_steps"] <= budget / step_s
+        assert plan["steps_per_epoch"] <= full
+        if epochs > 1:  # the fewest epochs: one fewer would need more steps than a pass over the data holds
+            assert math.floor(budget / step_s / (epochs - 1)) > full
+        assert plan["total_steps"] == epochs * plan["steps_per_epoch"]
+        assert math.isclose(plan["warmup_epochs"], 0.1 * epochs)
+    one = recipe.fit_schedule(budget_s=600, step_s=step_s, full_epoch_steps=full, warmup_fraction=0.1)
+    four = recipe.fit_schedule(budget_s=2400, step_s=step_s, full_epoch_steps=full, warmup_fraction=0.1)
+    assert abs(four["total_steps"] - 4 * one["total_steps"]) <= 4 * one["epochs"] + four["epochs"]
+
+
+def test_schedule_with_overheads_fills_the_budget_and_no_more():
+    kwargs = dict(step_s=1.1, full_epoch_steps=50, warmup_fraction=0.1, epoch_overhead_s=3.0, startup_s=5.0)
+    for budget in (60.0, 300.0, 1234.0, 3600.0):
+        plan = recipe.fit_schedule(budget_s=budget, **kwargs)
+        e, s = plan["epochs"], plan["steps_per_epoch"]
+        assert plan["predicted_s"] == pytest.approx(5.0 + e * (s * 1.1 + 3.0))
+        assert plan["predicted_s"] <= budget < 5.0 + e * ((s + 1) * 1.1 + 3.0)  # one more step per epoch overshoots
+        if e > 1:  # fewer epochs would need more steps than a pass over the data holds
+            assert (budget - 5.0 - (e - 1) * 3.0) / ((e - 1) * 1.1) >= 51
+    with pytest.raises(ValueError, match="no training step"):
+        recipe.fit_schedule(budget_s=4.0, **kwargs)
+
+
+def test_overrides_parse_as_yaml_and_fitted_keys_are_refused():
+    assert recipe.parse_overrides(["lr=4e-3", "global_scale=[0.2, 1.0]", "projector=1024-128", "n_local=6"]) == {
+        "lr": 0.004,
+        "global_scale": [0.2, 1.0],
+        "projector": "1024-128",
+        "n_local": 6,
+    }
+    with pytest.raises(ValueError, match="epochs"):
+        recipe.parse_overrides(["epochs=3"])
+    with pytest.raises(ValueError, match="lr"):
+        recipe.parse_overrides(["lr"])
+
+
+# ---------------------------------------------------------------- end to end
+
+
+def test_tiny_recipe_end_to_end(tiny_data_root, tmp_path, capsys):
+    out = tmp_path / "recipe.jsonl"
+    common = [
+        "--dataset", "tiny", "--data-root", str(tiny_data_root), "--out", str(out), "--threads", "1",
+        "--set", "backbone=test_resnet", "--set", "projector=32-16", "--set", "global_size=16",
+        "--set", "local_size=8", "--set", "n_local=2", "--set", "batch_size=16", "--set", "num_slices=32",
+        "--set", "workers=0", "--calibration-steps", "2",
+    ]  # fmt: skip
+    row = recipe.main([*common, "--minutes", "0.1"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    match = re.fullmatch(r"linear_probe_top1: (\d+\.\d+)", lines[-1])
+    assert match and float(match.group(1)) == pytest.approx(row["probe_top1"], abs=0.006)
+
+    saved = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(saved) == 1
+    fields = {
+        "dataset", "setting", "minutes", "seed", "img_per_s", "engine_epochs", "steps", "epochs_reached",
+        "final_loss", "final_prediction", "final_sigreg", "probe_top1", "calibration", "schedule", "curve", "config",
+    }  # fmt: skip
+    assert fields <= set(saved[0])
+    first = saved[0]
+    assert first["dataset"] == "tiny" and first["minutes"] == 0.1 and first["seed"] == 0
+    assert 0.0 <= first["probe_top1"] <= 100.0 and first["num_probe_train"] == 96 and first["num_probe_test"] == 32
+    # the engine ran the fitted schedule: E epochs of S steps, 96 images / batch 16 = at most 6 steps each
+    schedule = first["schedule"]
+    assert 1 <= schedule["steps_per_epoch"] <= 6
+    assert first["steps"] == schedule["total_steps"] == first["curve"][-1]["step"]
+    assert first["engine_epochs"] == schedule["epochs"] == len(first["curve"])
+    assert first["epochs_reached"] == pytest.approx(first["steps"] * 16 / 96)
+    assert first["config"]["backbone"] == "test_resnet" and first["config"]["global_size"] == 16
+    assert all(np.isfinite([first["final_loss"], first["final_prediction"], first["final_sigreg"]]))
+
+    baseline = recipe.main([*common, "--minutes", "0.1", "--random-init"])
+    assert baseline["steps"] == 0 and capsys.readouterr().out.strip().splitlines()[-1].startswith("linear_probe_top1: ")
+    assert len(out.read_text().splitlines()) == 2  # appended
+
+    recipe.main(["--table", "--out", str(out)])
+    table = capsys.readouterr().out.strip().splitlines()
+    assert table[0].startswith("| dataset | setting |") and len(table) == 4
+    assert "random init" in table[3] and f"{baseline['probe_top1']:.2f}" in table[3]
