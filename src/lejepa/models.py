@@ -16,7 +16,7 @@ ResNets:
     "stride1_maxpool"  3x3 stride-1 conv, max-pool kept (32 -> 16, 2x2 at the end);
                        a middle ground, about 4x the FLOPs of "none"
 
-Measured on the project's 2-core CPU (issue 5/7): the CIFAR stem ran about
+Measured on a 2-core CPU (resnet18, batch 256): the CIFAR stem ran about
 10-12x slower per image than the standard one, so the CPU `small` scale keeps
 "none"; on a GPU "cifar" is the usual choice for 32-px images.
 """
