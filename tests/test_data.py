@@ -35,7 +35,6 @@ from lejepa.data import (
     prepare_settings,
     verify,
 )
-from lejepa.data import registry
 from lejepa.data.format import encode_jpeg, write_meta, write_split
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,9 +1,11 @@
-"""Atomic file writes: a reader never sees a half-written output."""
+"""File output: atomic writes (a reader never sees a half-written file) and a workflow job's log."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -35,3 +37,19 @@ def write_csv(frame, path) -> None:
 def write_text(text: str, path) -> None:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text)
+
+
+def send_output_to_log(path, *, append: bool = False, include_stdout: bool = False):
+    """Send everything a workflow job writes to stderr (warnings, a traceback, tqdm, torch's
+    C++ messages), and stdout too if asked, to its log file; ``lejepa.*`` loggers log at INFO.
+    Returns the open log file."""
+    log_file = open(path, "a" if append else "w", buffering=1)
+    os.dup2(log_file.fileno(), sys.stderr.fileno())
+    sys.stderr = log_file
+    if include_stdout:
+        os.dup2(log_file.fileno(), sys.stdout.fileno())
+        sys.stdout = log_file
+    logging.basicConfig(stream=log_file, level=logging.WARNING, format="%(asctime)s %(name)s %(message)s", force=True)
+    logging.captureWarnings(True)
+    logging.getLogger("lejepa").setLevel(logging.INFO)
+    return log_file

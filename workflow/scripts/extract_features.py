@@ -12,17 +12,18 @@ import sys
 import torch
 
 from lejepa.data import EncodedImages
-from lejepa.features import WeightsUnreachable, cached_features, probed_backbone, save_unreachable
+from lejepa.features import (
+    WeightsUnreachable,
+    cached_features,
+    probed_backbone,
+    save_unreachable,
+)
+from lejepa.io import send_output_to_log
 from lejepa.views import eval_transform
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake's script directive)
 
-# Everything the job prints (tqdm's progress bar, warnings, a traceback) goes to its log file.
-log_file = open(snakemake.log[0], "w", buffering=1)
-os.dup2(log_file.fileno(), sys.stderr.fileno())
-sys.stderr = log_file
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-logging.captureWarnings(True)
+send_output_to_log(snakemake.log[0])
 log = logging.getLogger("lejepa.workflow.extract_features")
 
 torch.set_num_threads(snakemake.threads)

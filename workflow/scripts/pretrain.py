@@ -10,15 +10,12 @@ import sys
 
 import yaml
 
-from lejepa.io import write_text
+from lejepa.io import send_output_to_log, write_text
 from lejepa.train import main
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake's script directive)
 
-log_file = open(snakemake.log[0], "a", buffering=1)  # append: a resumed run keeps the earlier log
-os.dup2(log_file.fileno(), sys.stdout.fileno())
-os.dup2(log_file.fileno(), sys.stderr.fileno())
-sys.stdout = sys.stderr = log_file
+log_file = send_output_to_log(snakemake.log[0], append=True, include_stdout=True)  # a resumed run keeps its earlier log
 
 settings = dict(snakemake.params.settings)
 gpus = int(snakemake.resources.get("gpu", 0))

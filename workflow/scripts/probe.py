@@ -9,7 +9,6 @@ status "weights unreachable: ..." and accuracy null, never a number.
 
 import json
 import logging
-import os
 import re
 import sys
 import time
@@ -21,16 +20,12 @@ from torchvision.transforms import v2
 from lejepa import probe
 from lejepa.data import EncodedImages
 from lejepa.features import WeightsUnreachable, load_features, probed_backbone
-from lejepa.io import write_text
+from lejepa.io import send_output_to_log, write_text
 from lejepa.views import eval_transform
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake's script directive)
 
-log_file = open(snakemake.log[0], "w", buffering=1)
-os.dup2(log_file.fileno(), sys.stderr.fileno())
-sys.stderr = log_file
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
-logging.captureWarnings(True)
+send_output_to_log(snakemake.log[0])
 log = logging.getLogger("lejepa.workflow.probe")
 
 start = time.perf_counter()

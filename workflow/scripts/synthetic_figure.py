@@ -5,24 +5,16 @@ The experiment itself lives in src/lejepa/synthetic/ (compute_figN, draw_figN).
 
 import inspect
 import logging
-import os
-import sys
 
 import torch
 
-from lejepa.io import write_csv
+from lejepa.io import send_output_to_log, write_csv
 from lejepa.plots import save_figure, use_paper_style
 from lejepa.synthetic import experiment
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake's script directive)
 
-# Everything the job prints, warnings and a traceback included, goes to its log file.
-log_file = open(snakemake.log[0], "w", buffering=1)
-os.dup2(log_file.fileno(), sys.stderr.fileno())  # C++ warnings from torch too
-sys.stderr = log_file
-logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-logging.captureWarnings(True)
-logging.getLogger("lejepa").setLevel(logging.INFO)  # our progress messages, not matplotlib's
+send_output_to_log(snakemake.log[0])
 log = logging.getLogger("lejepa.workflow.synthetic_figure")
 
 torch.set_num_threads(snakemake.threads)

@@ -3,22 +3,16 @@
 import logging
 import os
 import platform
-import sys
 
 import torch
 
 from lejepa import tables
+from lejepa.io import send_output_to_log
 from lejepa.timing import time_sigreg
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake's script directive)
 
-# Everything the job prints, warnings and a traceback included, goes to its log file.
-log_file = open(snakemake.log[0], "w", buffering=1)
-os.dup2(log_file.fileno(), sys.stderr.fileno())  # C++ warnings from torch too
-sys.stderr = log_file
-logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-logging.captureWarnings(True)
-logging.getLogger("lejepa").setLevel(logging.INFO)  # our progress messages, not matplotlib's
+send_output_to_log(snakemake.log[0])
 log = logging.getLogger("lejepa.workflow.table6")
 
 torch.set_num_threads(snakemake.threads)
