@@ -3,20 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from helpers import epps_pulley_numpy
 
 from lejepa import LeJEPALoss, SIGReg
 from lejepa.sigreg import random_directions
-
-
-def epps_pulley_numpy(x, t_max=3.0, knots=17):
-    t = np.linspace(0, t_max, knots)
-    dt = t_max / (knots - 1)
-    weights = np.full(knots, 2 * dt)
-    weights[[0, -1]] = dt
-    phi = np.exp(-(t**2) / 2)
-    angles = x[:, :, None] * t
-    err = (np.cos(angles).mean(0) - phi) ** 2 + np.sin(angles).mean(0) ** 2
-    return x.shape[0] * err @ (weights * phi)
 
 
 def lejepa_loss_numpy(global_z, all_z, directions, lam):

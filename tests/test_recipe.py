@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from lejepa.data.format import encode_jpeg, sha256_of, split_file, write_meta, write_split
+from helpers import write_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("recipe", REPO / "bench" / "recipe.py")
@@ -23,19 +22,7 @@ CLASSES = 4
 def tiny_data_root(tmp_path_factory):
     """<root>/tiny: 96 train / 32 test 20-px JPEGs in the prepared-dataset format; the class sets the dominant colour."""
     data_root = tmp_path_factory.mktemp("data")
-    root = data_root / "tiny"
-    rng = np.random.default_rng(0)
-    meta = {"name": "tiny", "classes": [f"class{i}" for i in range(CLASSES)], "splits": {}, "sha256": {}}
-    for split, n in (("train", 96), ("test", 32)):
-        samples = []
-        for label in rng.integers(0, CLASSES, n):
-            image = rng.integers(0, 60, (20, 20, 3)).astype(np.uint8)
-            image[..., label % 3] += 150
-            samples.append((encode_jpeg(image), int(label)))
-        write_split(split_file(root, split), samples)
-        meta["splits"][split] = n
-        meta["sha256"][f"{split}.npz"] = sha256_of(split_file(root, split))
-    write_meta(meta, root)
+    write_tiny_dataset(data_root / "tiny", classes=CLASSES)
     return data_root
 
 

@@ -5,22 +5,11 @@ import numpy as np
 import pytest
 import scipy.special
 import torch
+from helpers import epps_pulley_numpy
 
 from lejepa import SIGReg, stats
 from lejepa.sigreg import TESTS, random_directions
 from lejepa.timing import naive_sigreg
-
-
-def epps_pulley_numpy(x, t_max=3.0, knots=17):
-    """Official Epps-Pulley per column of x (N, M), direct cos/sin in float64."""
-    t = np.linspace(0, t_max, knots)
-    dt = t_max / (knots - 1)
-    weights = np.full(knots, 2 * dt)
-    weights[[0, -1]] = dt
-    phi = np.exp(-(t**2) / 2)
-    angles = x[:, :, None] * t
-    err = (np.cos(angles).mean(0) - phi) ** 2 + np.sin(angles).mean(0) ** 2
-    return x.shape[0] * err @ (weights * phi)
 
 
 def gaussian_directions_numpy(dim, num_slices, step):

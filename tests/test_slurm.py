@@ -20,6 +20,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from helpers import copy_workflow
+
 pytestmark = pytest.mark.slurm
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,13 +64,7 @@ def slurm_cluster():
 
 def test_table6_through_slurm(slurm_cluster, tmp_path):
     pytest.importorskip("snakemake_executor_plugin_slurm")
-    copy = tmp_path / "workflow_copy"
-    copy.mkdir()
-    for name in ("Snakefile", "environment.yml"):
-        if (REPO / name).exists():
-            shutil.copy(REPO / name, copy / name)
-    for name in ("workflow", "config", "slurm"):
-        shutil.copytree(REPO / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+    copy = copy_workflow(tmp_path / "workflow_copy")
     (copy / "tiny.yaml").write_text(yaml.safe_dump(TINY_TABLE6))
 
     result = subprocess.run(

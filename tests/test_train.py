@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from helpers import write_tiny_dataset
 
 from lejepa import train
-from lejepa.data.format import encode_jpeg, sha256_of, split_file, write_meta, write_split
 from lejepa.models import load_encoder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,21 +27,7 @@ CLASSES = 4
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory):
     """96 train / 32 test 20-px JPEGs in the prepared-dataset format; the class sets the dominant colour."""
-    root = tmp_path_factory.mktemp("data") / "tiny"
-    rng = np.random.default_rng(0)
-    meta = {"name": "tiny", "classes": [f"class{i}" for i in range(CLASSES)], "splits": {}, "sha256": {}}
-    for split, n in (("train", 96), ("test", 32)):
-        labels = rng.integers(0, CLASSES, n)
-        samples = []
-        for label in labels:
-            image = rng.integers(0, 60, (20, 20, 3)).astype(np.uint8)
-            image[..., label % 3] += 150
-            samples.append((encode_jpeg(image), int(label)))
-        write_split(split_file(root, split), samples)
-        meta["splits"][split] = n
-        meta["sha256"][f"{split}.npz"] = sha256_of(split_file(root, split))
-    write_meta(meta, root)
-    return root
+    return write_tiny_dataset(tmp_path_factory.mktemp("data") / "tiny", classes=CLASSES)
 
 
 def tiny_config(data_dir, out_dir, **overrides):

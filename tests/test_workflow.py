@@ -21,6 +21,8 @@ import yaml
 
 from lejepa import tables
 
+from helpers import copy_workflow
+
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -73,14 +75,7 @@ def write_yaml(data: dict, path: Path) -> Path:
 @pytest.fixture
 def workflow_copy(tmp_path: Path) -> Path:
     """The workflow's files (no outputs, no .snakemake) in a temporary directory."""
-    copy = tmp_path / "workflow_copy"
-    copy.mkdir()
-    for name in ("Snakefile", "environment.yml"):
-        if (REPO / name).exists():
-            shutil.copy(REPO / name, copy / name)
-    for name in ("workflow", "config", "slurm"):
-        shutil.copytree(REPO / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
-    return copy
+    return copy_workflow(tmp_path / "workflow_copy")
 
 
 def planned_jobs(dry_run_output: str) -> list[str]:

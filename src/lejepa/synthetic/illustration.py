@@ -78,6 +78,29 @@ def _density_on_grid(samples: np.ndarray, grid: np.ndarray, bandwidth: float) ->
 # ----------------------------------------------------------------------------------------
 
 
+# Columns of the long-form data behind figures 2 and 5.
+_COLUMNS = ["part", "direction", "angle_deg", "x1", "x2", "t", "density", "statistic", "value"]
+
+
+def _projection_frames(projections, angles_deg, *, grid, bandwidth, statistics) -> list[pd.DataFrame]:
+    """Per direction: the kernel density of the projection on ``grid`` and each statistic's value."""
+    frames = [
+        pd.DataFrame(
+            dict(part="density", direction=index, angle_deg=angle, t=grid,
+                 density=_density_on_grid(projections[:, index], grid, bandwidth))
+        )
+        for index, angle in enumerate(angles_deg)
+    ]
+    for name, values in directional_statistics(projections, statistics).items():
+        frames.append(
+            pd.DataFrame(
+                dict(part="statistic", direction=np.arange(len(angles_deg)), angle_deg=angles_deg,
+                     statistic=name, value=values)
+            )
+        )
+    return frames
+
+
 def sample_spiral(n: int, *, rng: np.random.Generator, noise: float = 0.05) -> np.ndarray:
     """Points (n, 2) near a 1-D manifold: a two-turn spiral with Gaussian noise."""
     turn = rng.uniform(1.5 * np.pi, 4.5 * np.pi, n)
@@ -130,23 +153,8 @@ def compute_fig2(
         pd.DataFrame(dict(part="input", x1=inputs[:, 0], x2=inputs[:, 1])),
         pd.DataFrame(dict(part="embedding", x1=embeddings[:, 0], x2=embeddings[:, 1])),
     ]
-    for index, angle in enumerate(angles_deg):
-        density = _density_on_grid(projections[:, index], grid, bandwidth)
-        frames.append(pd.DataFrame(dict(part="density", direction=index, angle_deg=angle, t=grid, density=density)))
-    values = directional_statistics(projections, [statistic])[statistic]
-    frames.append(
-        pd.DataFrame(
-            dict(
-                part="statistic",
-                direction=np.arange(len(angles_deg)),
-                angle_deg=angles_deg,
-                statistic=statistic,
-                value=values,
-            )
-        )
-    )
-    columns = ["part", "direction", "angle_deg", "x1", "x2", "t", "density", "statistic", "value"]
-    return pd.DataFrame(pd.concat(frames, ignore_index=True), columns=columns)
+    frames += _projection_frames(projections, angles_deg, grid=grid, bandwidth=bandwidth, statistics=[statistic])
+    return pd.DataFrame(pd.concat(frames, ignore_index=True), columns=_COLUMNS)
 
 
 def draw_fig2(data: pd.DataFrame, **settings):
@@ -254,23 +262,8 @@ def compute_fig5(
     grid = np.linspace(-4.0, 4.0, 321)
 
     frames = [pd.DataFrame(dict(part="sample", x1=points[:, 0], x2=points[:, 1]))]
-    for index, angle in enumerate(angles_deg):
-        density = _density_on_grid(projections[:, index], grid, bandwidth)
-        frames.append(pd.DataFrame(dict(part="density", direction=index, angle_deg=angle, t=grid, density=density)))
-    for name, values in directional_statistics(projections, statistics).items():
-        frames.append(
-            pd.DataFrame(
-                dict(
-                    part="statistic",
-                    direction=np.arange(len(angles_deg)),
-                    angle_deg=angles_deg,
-                    statistic=name,
-                    value=values,
-                )
-            )
-        )
-    columns = ["part", "direction", "angle_deg", "x1", "x2", "t", "density", "statistic", "value"]
-    return pd.DataFrame(pd.concat(frames, ignore_index=True), columns=columns)
+    frames += _projection_frames(projections, angles_deg, grid=grid, bandwidth=bandwidth, statistics=statistics)
+    return pd.DataFrame(pd.concat(frames, ignore_index=True), columns=_COLUMNS)
 
 
 def draw_fig5(data: pd.DataFrame, **settings):
