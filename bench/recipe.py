@@ -4,6 +4,7 @@
                            [--seed 0] [--threads 2] [--out bench/results/recipe.jsonl]
     python bench/recipe.py --dataset cifar10 --minutes 10 --random-init   # the untrained baseline
     python bench/recipe.py --table [--out bench/results/recipe.jsonl]     # markdown table of all rows
+    python bench/recipe.py --plot curves.png --rows 3 7                   # loss curves of rows 3 and 7 (the table's #)
 
 Datasets: cifar10, flowers102 (pretrains on the official train split, 1020 images; the
 probe trains on train + val, tests on test), tinyimagenet100 (stand-in for ImageNet-100);
@@ -46,12 +47,12 @@ x `steps_per_epoch` = steps. Numbers on this project's shared 2-core machine swi
 the other jobs (10x seen: 18-23 img/s while another training ran, 210-227 img/s alone):
 compare settings run close together, with seeds.
 
-Measured on that machine, idle, 2 threads, CIFAR-10, resnet18, `small` defaults, seed 0:
-  --minutes 2:  calibration 210 img/s (9 s), 1 epoch x 97 steps (0.50 passes), trained
-                110 s at 227 img/s, final loss 1.449 / prediction 0.712 / SIGReg 15.5,
-                linear probe 36.74%; features 22 s, probe 178 s; 5.4 min in all
-  --minutes 2 --random-init:  linear probe 24.26% (features 32 s, probe 151 s)
-A tiny-budget smoke number, not the recipe's accuracy (issue 7's prototype: 48.9% at 10 min).
+Measured on that machine, idle, 2 threads, CIFAR-10, resnet18, seed 0 (every row, with its
+config and curve, in bench/results/recipe.jsonl; the search and its table in docs/recipe.md):
+  the `small` defaults, --minutes 60 --calibration-steps 8: 287 img/s, 21 passes (4095
+                steps) in 3655 s, final prediction 0.315 / SIGReg 8.58, linear probe 58.67%;
+                features 21 s, probe 138 s
+  --random-init:  linear probe 24.26% (features 32 s, probe 151 s)
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ from lejepa.data import DATASETS, EncodedImages, prepare
 from lejepa.features import extract, random_init_encoder
 from lejepa.io import write_text
 from lejepa.models import load_encoder
+from lejepa.plots import plt, save_figure, use_paper_style
 from lejepa.views import eval_transform
 
 REPO = Path(__file__).resolve().parents[1]
@@ -307,18 +309,41 @@ def read_rows(path: Path) -> list[dict]:
 
 def markdown_table(rows: list[dict]) -> str:
     lines = [
-        "| dataset | setting | minutes | img/s | epochs | steps | loss / pred / sigreg | linear probe top-1 (%) | seed |",
-        "|---|---|---:|---:|---:|---:|---|---:|---:|",
+        "| # | dataset | setting | minutes | img/s | epochs | steps | loss / pred / sigreg | linear probe top-1 (%) | seed |",
+        "|---:|---|---|---:|---:|---:|---:|---|---:|---:|",
     ]
-    for r in rows:
+    for number, r in enumerate(rows, 1):
         trained = r["steps"] > 0
         losses = f"{r['final_loss']:.3f} / {r['final_prediction']:.3f} / {r['final_sigreg']:.3f}" if trained else "–"
         img_per_s = f"{r['img_per_s']:.0f}" if trained else "–"
         lines.append(
-            f"| {r['dataset']} | {r['setting']} | {r['minutes']:g} | {img_per_s} | {r['epochs_reached']:.2f} | "
+            f"| {number} | {r['dataset']} | {r['setting']} | {r['minutes']:g} | {img_per_s} | {r['epochs_reached']:.2f} | "
             f"{r['steps']} | {losses} | {r['probe_top1']:.2f} | {r['seed']} |"
         )
     return "\n".join(lines)
+
+
+def plot_curves(rows: list[dict], numbers: list[int], path: Path) -> None:
+    """Per-epoch prediction loss, SIGReg and online-probe accuracy against training minutes, one line per row."""
+    for number in numbers:
+        if not 1 <= number <= len(rows):
+            raise ValueError(f"--rows {number}: the results file has rows 1..{len(rows)}")
+        if not rows[number - 1]["curve"]:
+            raise ValueError(f"row {number} ({rows[number - 1]['setting']}) trained nothing: no curve to plot")
+    use_paper_style()
+    fig, axes = plt.subplots(1, 3, figsize=(10, 2.8))
+    for number in numbers:
+        row = rows[number - 1]
+        curve = pd.DataFrame(row["curve"])
+        label = f"#{number} {row['dataset']} {row['setting']}, {row['minutes']:g} min: probe {row['probe_top1']:.1f}%"
+        for ax, column in zip(axes, ("prediction", "sigreg", "online_acc")):
+            ax.plot(curve["wall_s"] / 60, curve[column], marker=".", label=label)
+    for ax, title in zip(axes, ("prediction loss", "SIGReg", "online probe, training batches (%)")):
+        ax.set_title(title)
+        ax.set_xlabel("training minutes")
+    axes[1].set_yscale("log")
+    axes[0].legend(loc="upper center", bbox_to_anchor=(1.7, -0.25), ncol=1, frameon=False)
+    save_figure(fig, None, path)
 
 
 # ---------------------------------------------------------------- main
@@ -340,6 +365,8 @@ def parse_args(argv):
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the scale's)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON-lines results file")
     parser.add_argument("--table", action="store_true", help="print the markdown table of --out and exit")
+    parser.add_argument("--plot", type=Path, default=None, help="PNG of the loss curves of --rows, then exit")
+    parser.add_argument("--rows", type=int, nargs="+", default=[], help="row numbers (the table's #) for --plot")
     parser.add_argument("--random-init", action="store_true", help="probe the untrained encoder (no training)")
     parser.add_argument("--scale", default="small", help="scale of config/pretrain.yaml")
     parser.add_argument(
@@ -359,7 +386,9 @@ def parse_args(argv):
         help="keep the run (final.pt, metrics.csv) here; default: a scratch folder, deleted",
     )
     args = parser.parse_args(argv)
-    if not args.table and (args.dataset is None or args.minutes is None):
+    if args.plot and not args.rows:
+        parser.error("--plot needs --rows")
+    if not (args.table or args.plot) and (args.dataset is None or args.minutes is None):
         parser.error("--dataset and --minutes are required (or --table)")
     if args.minutes is not None and args.minutes <= 0:
         parser.error(f"--minutes must be positive, got {args.minutes}")
@@ -372,6 +401,10 @@ def main(argv=None) -> dict | None:
         if not args.out.exists():
             raise ValueError(f"{args.out}: no results yet")
         print(markdown_table(read_rows(args.out)))
+        return None
+    if args.plot:
+        plot_curves(read_rows(args.out), args.rows, args.plot)
+        print(f"wrote {args.plot}")
         return None
 
     overrides = parse_overrides(args.overrides)

@@ -114,5 +114,12 @@ def test_tiny_recipe_end_to_end(tiny_data_root, tmp_path, capsys):
 
     recipe.main(["--table", "--out", str(out)])
     table = capsys.readouterr().out.strip().splitlines()
-    assert table[0].startswith("| dataset | setting |") and len(table) == 4
-    assert "random init" in table[3] and f"{baseline['probe_top1']:.2f}" in table[3]
+    assert table[0].startswith("| # | dataset | setting |") and len(table) == 4
+    assert table[3].startswith("| 2 |") and "random init" in table[3] and f"{baseline['probe_top1']:.2f}" in table[3]
+
+    recipe.main(["--plot", str(tmp_path / "curves.png"), "--rows", "1", "--out", str(out)])
+    assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="row 2 .*trained nothing"):
+        recipe.main(["--plot", str(tmp_path / "none.png"), "--rows", "2", "--out", str(out)])
+    with pytest.raises(ValueError, match="rows 1..2"):
+        recipe.main(["--plot", str(tmp_path / "none.png"), "--rows", "3", "--out", str(out)])

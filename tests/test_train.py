@@ -105,6 +105,8 @@ def test_config_errors_name_the_key(tiny_dataset, tmp_path):
         train.check_config(missing)
     with pytest.raises(ValueError, match="centers"):
         train.check_config({**config, "centers": "local"})
+    with pytest.raises(ValueError, match="channels_last.*'yes'"):
+        train.check_config({**config, "channels_last": "yes"})
     pretrain = {
         "scales": {"s": {"settings": {k: v for k, v in config.items() if k not in ("run",)}}},
         "runs": {"r": {"scale": "s"}},
@@ -173,6 +175,15 @@ def test_changed_settings_start_afresh(tiny_dataset, tmp_path):
     (tmp_path / "final.pt").unlink()
     train.main({**changed, "threads": 1, "workers": 1})
     assert len(pd.read_csv(tmp_path / "metrics.csv")) == 1
+
+
+def test_channels_last_changes_the_memory_format_not_the_training(tiny_dataset, tmp_path):
+    overrides = dict(epochs=1, max_steps_per_epoch=3)
+    standard = load(train.main(tiny_config(tiny_dataset, tmp_path / "standard", channels_last=False, **overrides)))
+    nhwc = load(train.main(tiny_config(tiny_dataset, tmp_path / "nhwc", channels_last=True, **overrides)))
+    assert nhwc["encoder"].keys() == standard["encoder"].keys()
+    for key, value in standard["encoder"].items():  # other convolution kernels: float32 rounding only
+        torch.testing.assert_close(nhwc["encoder"][key], value, rtol=1e-3, atol=1e-4, msg=key)
 
 
 def test_non_finite_loss_stops_with_the_terms_and_keeps_the_checkpoint(tiny_dataset, tmp_path):

@@ -102,6 +102,8 @@ RUNTIME_DEFAULTS = {
     "checkpoint_minutes": 10.0,  # also checkpoint mid-epoch this often
     "checkpoint_every_steps": None,  # also checkpoint every this many steps (tests)
     "progress": True,  # tqdm bar
+    "channels_last": "auto",  # auto (on CUDA only) | true | false: memory format of images and weights
+    "compile": False,  # torch.compile the model's forward (same math; a one-off compile at the start)
 }
 
 
@@ -129,6 +131,8 @@ def check_config(config: dict) -> dict:
     config["out_dir"] = config["out_dir"] or f"runs/{config['run']}"
     if config["centers"] not in ("global", "all"):
         raise ValueError(f"centers must be 'global' or 'all', got {config['centers']!r}")
+    if config["channels_last"] not in ("auto", True, False):
+        raise ValueError(f"channels_last must be 'auto', true or false, got {config['channels_last']!r}")
     for key in ("batch_size", "epochs", "n_global", "global_size", "num_slices"):
         if not isinstance(config[key], int) or config[key] < 1:
             raise ValueError(f"{key} must be a positive integer, got {config[key]!r}")
@@ -282,7 +286,7 @@ def main(config: dict) -> Path:
     if config["batch_size"] % world_size:
         raise ValueError(f"batch_size {config['batch_size']} is not divisible by the {world_size} processes")
     batch_per_process = config["batch_size"] // world_size
-    channels_last = use_cuda  # faster convolutions with bf16 on GPU; no gain on CPU
+    channels_last = use_cuda if config["channels_last"] == "auto" else bool(config["channels_last"])
 
     # ---- data ----------------------------------------------------------------------------
     images = EncodedImages(config["data_dir"], "train")
@@ -330,6 +334,8 @@ def main(config: dict) -> Path:
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     model = DistributedDataParallel(net, device_ids=[device.index] if use_cuda else None) if world_size > 1 else net
+    if config["compile"]:
+        model = torch.compile(model)
     loss_fn = LeJEPALoss(
         lam=config["lam"], sigreg=SIGReg(num_slices=config["num_slices"], t_max=config["t_max"], knots=config["knots"])
     )
