@@ -136,7 +136,8 @@ def test_every_configured_run_resolves():
         2,
         4,
     )
-    assert (small["batch_size"], small["lr"], small["lam"], small["num_slices"]) == (256, 2e-3, 0.05, 256)
+    assert (small["batch_size"], small["lr"], small["lam"], small["num_slices"]) == (256, 2e-3, 0.02, 256)
+    assert small["projector"] == "512-512-128"  # docs/recipe.md
 
 
 # ---------------------------------------------------------------- end to end
