@@ -4,6 +4,7 @@
 #   snakemake --cores all synthetic            # every target that needs no data and no GPU
 #   snakemake --profile slurm synthetic        # the same through Slurm (slurm/config.yaml)
 #   snakemake --cores all probes               # pretrain, then probe, the runs of config/probe.yaml
+#   snakemake --cores all tables/table2.csv    # a real-data table (config/tables.yaml) at the configured scale
 #   snakemake --report report.html             # every figure with its caption
 from snakemake.utils import min_version, validate
 
@@ -14,6 +15,7 @@ configfile: "config/config.yaml"
 configfile: "config/data.yaml"
 configfile: "config/pretrain.yaml"
 configfile: "config/probe.yaml"
+configfile: "config/tables.yaml"
 
 
 # A misspelt key or an out-of-range value stops the run here, with a message naming it.
@@ -34,6 +36,7 @@ include: "workflow/rules/benchmarks.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/probe.smk"
+include: "workflow/rules/tables.smk"
 
 
 rule all:

@@ -37,3 +37,50 @@ def save_figure(fig, pdf_path, png_path=None, *, dpi: int = 200) -> None:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1], **kwargs)
     plt.close(fig)
+
+
+SHOTS_ORDER = ["1", "2", "5", "10", "100", "1000", "all"]
+
+
+def draw_fig12(frame):
+    """Figure 12: accuracy against samples per class, one panel per dataset and protocol
+    (frozen linear probe, full fine-tuning) with numbers; ours solid (± std over seeds),
+    the paper's dashed. ``frame``: tables/table3.csv."""
+    import pandas as pd
+
+    use_paper_style()
+    frame = frame.assign(shots=frame.shots.astype(str))
+    columns = list(dict.fromkeys(frame.column))
+    panels = sorted(
+        (
+            (key, group)
+            for key, group in frame.groupby(["column", "method"], sort=False)
+            if group.accuracy.notna().any() or group.paper.notna().any()
+        ),
+        key=lambda panel: (columns.index(panel[0][0]), panel[0][1] != "linear"),
+    )
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.0), squeeze=False)
+    colours = dict(zip(frame.row.unique(), plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3))
+    for ax, ((column, method), group) in zip(axes[0], panels):
+        shots = [s for s in SHOTS_ORDER if s in set(group.shots)]
+        for row, entries in group.groupby("row", sort=False):
+            entries = entries.set_index("shots").reindex(shots)
+            x = range(len(shots))
+            label = entries.row_label.dropna().iloc[0]
+            if entries.accuracy.notna().any():
+                ax.errorbar(x, entries.accuracy, yerr=entries["std"].fillna(0), color=colours[row], marker="o",
+                            ms=3, capsize=2, label=f"{label} (ours)")  # fmt: skip
+            if entries.paper.notna().any():
+                ax.plot(x, entries.paper, color=colours[row], ls="--", marker="x", ms=3, label=f"{label} (paper)")
+        dataset = set(group.dataset_label.dropna()) - {group.column_label.iloc[0]}
+        where = group.column_label.iloc[0] + (f" ({dataset.pop()})" if dataset else "")
+        ax.set_title(f"{where}\n{'frozen backbone' if method == 'linear' else 'full fine-tuning'}")
+        ax.set_xticks(range(len(shots)), shots)
+        ax.set_xlabel("samples per class")
+        ax.set_ylabel("top-1 accuracy (%)")
+    handles = {h.get_label(): h for ax in axes[0] for h in ax.get_legend_handles_labels()[0]}
+    fig.tight_layout()
+    fig.legend(handles.values(), handles.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5))
+    scale = pd.unique(frame.scale)[0]
+    fig.suptitle(f"Figure 12 ({scale} scale): in-domain LeJEPA against transfer", y=1.02)
+    return fig

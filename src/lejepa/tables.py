@@ -178,3 +178,318 @@ def write_table6(frame: pd.DataFrame, *, csv_path: str | Path, md_path: str | Pa
     """Write tables/table6.csv and tables/table6.md, each atomically."""
     write_csv(frame, csv_path)
     write_text(table6_markdown(frame), md_path)
+
+
+# ---------------------------------------------------------------- real-data tables (2, 3, 5)
+#
+# A table of config/tables.yaml is rows x columns x probes of cells. `table_cells` decides, when
+# the DAG is built, what each cell needs (a probe result to build, or why it has no number);
+# `real_table_frame` reads the results into one CSV row per cell and `real_table_markdown`
+# renders it with the provenance and the checks of the paper's orderings.
+
+REAL_TABLE_COLUMNS = [
+    "table", "scale", "row", "row_label", "paper_model", "column", "column_label", "probe", "method", "shots",
+    "dataset", "dataset_label", "run", "run_kind", "status", "accuracy", "std", "seeds", "paper", "gap",
+    "backbone", "pretrain_dataset", "epochs", "resolution", "pretrain_wall_s", "pretrain_commit", "pretrain_device",
+    "num_train", "probe_wall_s", "result", "commit",
+]  # fmt: skip
+
+
+def probe_method_shots(probe: str) -> tuple[str, str]:
+    """'linear_10shot' -> ('linear', '10'); 'finetune' -> ('finetune', 'all')."""
+    method, _, shots = probe.partition("_")
+    return method, shots[: -len("shot")] if shots else "all"
+
+
+def run_for_cell(spec, *, column: str, dataset: str) -> str | None:
+    """A row's run at one scale for one column: a name, "{dataset}" formatted with the probed
+    dataset, or {column: run} with "*" for the other columns; None when the row has none."""
+    if isinstance(spec, dict):
+        spec = spec.get(column, spec.get("*"))
+    return None if spec is None else spec.format(dataset=dataset)
+
+
+def table_cells(table: dict, *, scale: str, run_kind, pretrain_dataset, unavailable) -> list[dict]:
+    """Every cell of one table at one scale that has a paper number or a run, and what it needs.
+
+    Args:
+        table: one entry of config/tables.yaml's `tables`.
+        run_kind: run -> "pretrained", "random_init" or "frontier"; raises on an unknown run,
+            so that a misspelt run fails the DAG instead of becoming a gap in the table.
+        pretrain_dataset: pretrained run -> the dataset it trains on.
+        unavailable: dataset -> None, or why it cannot be had here (lejepa.data.unavailable_reason).
+    Returns dicts with row, column, probe, paper, dataset, run, run_kind, result (the probe
+    result to build, or None) and status ("planned", or one line saying why there is no number).
+    """
+    if scale not in table["scales"]:
+        raise ValueError(f"scale {scale!r} is not defined for this table; defined: {sorted(table['scales'])}")
+    at_scale = table["scales"][scale]
+    probes_here = at_scale.get("probes", table["probes"])
+    not_run = f"not run at {scale} scale"
+    cells = []
+    for row_key, row in table["rows"].items():
+        for probe in table["probes"]:
+            paper_values = row.get("paper", {}).get(probe) or [None] * len(table["columns"])
+            for column, paper in zip(table["columns"], paper_values, strict=True):
+                dataset = at_scale["datasets"].get(column)
+                run = None
+                if dataset and probe in probes_here:
+                    run = run_for_cell(at_scale["runs"].get(row_key), column=column, dataset=dataset)
+                if run is None and paper is None:
+                    continue
+                cell = {"row": row_key, "column": column, "probe": probe, "paper": paper, "dataset": dataset,
+                        "run": run, "run_kind": None, "result": None, "status": not_run}  # fmt: skip
+                if run is not None:
+                    cell["run_kind"] = run_kind(run)
+                    cell["status"] = _cell_status(cell, pretrain_dataset=pretrain_dataset, unavailable=unavailable)
+                    if cell["status"] == "planned":
+                        cell["result"] = f"results/{run}/{probe}/{dataset}.json"
+                cells.append(cell)
+    return cells
+
+
+def _cell_status(cell: dict, *, pretrain_dataset, unavailable) -> str:
+    reason = unavailable(cell["dataset"])
+    if reason:
+        return f"{cell['dataset']}: {reason}"
+    if cell["run_kind"] == "pretrained":
+        source = pretrain_dataset(cell["run"])
+        reason = unavailable(source)
+        if reason:
+            return f"pretraining data {source}: {reason}"
+    return "planned"
+
+
+def real_table_frame(name: str, table: dict, cells: list[dict], *, scale: str, read_result, run_info,
+                     dataset_label, commit: str) -> pd.DataFrame:  # fmt: skip
+    """One row per cell: ours (mean, std over seeds) beside the paper's number, with provenance.
+
+    read_result: path -> the probe result (results/<run>/<probe>/<dataset>.json, as a dict).
+    run_info: run -> {backbone, pretrain_dataset, epochs, resolution, pretrain_wall_s, pretrain_commit}.
+    dataset_label: dataset -> the name to print (a stand-in says what it stands in for).
+    """
+    rows = []
+    for cell in cells:
+        row_spec = table["rows"][cell["row"]]
+        method, shots = probe_method_shots(cell["probe"])
+        out = {
+            "table": name, "scale": scale, "row": cell["row"], "row_label": row_spec["label"],
+            "paper_model": row_spec.get("paper_model"), "column": cell["column"],
+            "column_label": table["columns"][cell["column"]], "probe": cell["probe"], "method": method,
+            "shots": shots, "dataset": cell["dataset"], "run": cell["run"], "run_kind": cell["run_kind"],
+            "status": cell["status"], "paper": cell["paper"], "result": cell["result"], "commit": commit,
+            "dataset_label": dataset_label(cell["dataset"]) if cell["dataset"] else None,
+        }  # fmt: skip
+        if cell["run"] is not None:
+            out.update(run_info(cell["run"]))
+        if cell["result"] is not None:
+            result = read_result(cell["result"])
+            out["status"] = result.get("status", "ok")
+            if out["status"] == "ok":
+                out.update(
+                    accuracy=result["accuracy"], std=result["std"], seeds=_seeds_text(result),
+                    num_train=result.get("num_train"), probe_wall_s=result.get("wall_time_s"),
+                )  # fmt: skip
+        if out.get("accuracy") is not None and cell["paper"] is not None:
+            out["gap"] = out["accuracy"] - cell["paper"]
+        rows.append(out)
+    frame = pd.DataFrame(rows, columns=REAL_TABLE_COLUMNS)
+    return frame.astype({"epochs": "Int64", "resolution": "Int64", "num_train": "Int64"})
+
+
+def _seeds_text(result: dict) -> str:
+    seeds = result.get("seeds") or []
+    return " ".join(str(seed) for seed in seeds) if seeds else "deterministic"
+
+
+def _cell_text(entry) -> str:
+    ours = "–" if pd.isna(entry.accuracy) else f"{entry.accuracy:.1f}"
+    if not pd.isna(entry.accuracy) and entry.std and entry.std > 0:
+        ours += f" ± {entry.std:.1f}"
+    paper = "" if pd.isna(entry.paper) else f" ({entry.paper:.2f})"
+    return ours + paper
+
+
+def check_above(frame: pd.DataFrame, *, row: str, than: str) -> str:
+    """Is `row` above `than` in every cell where both have a number? One line saying so."""
+    ours = frame.dropna(subset=["accuracy"]).set_index(["probe", "column"])
+    a, b = ours[ours.row == row].accuracy, ours[ours.row == than].accuracy
+    both = a.index.intersection(b.index)
+    label_a, label_b = (frame.loc[frame.row == key, "row_label"].iloc[0] for key in (row, than))
+    if len(both) == 0:
+        return f"{label_a} vs {label_b}: no cell has both numbers."
+    margins = (a[both] - b[both]).sort_values()
+    wins = int((margins > 0).sum())
+    verdict = "holds" if wins == len(both) else "does not hold"
+    line = (
+        f"{label_a} above {label_b}: {verdict}, in {wins} of {len(both)} cells "
+        f"(margin {margins.min():+.1f} to {margins.max():+.1f} points, mean {margins.mean():+.1f})"
+    )
+    losses = [f"{probe} {column} ({margin:+.1f})" for (probe, column), margin in margins.items() if margin <= 0]
+    return line + (f"; not in: {', '.join(losses)}." if losses else ".")
+
+
+def check_ranking(frame: pd.DataFrame, *, rows: list[str]) -> list[str]:
+    """Per probe and column where every listed row has ours and the paper's number: both orders."""
+    lines = []
+    both = frame[frame.row.isin(rows)].dropna(subset=["accuracy", "paper"])
+    for (probe, column), group in both.groupby(["probe", "column"], sort=False):
+        if len(group) < len(rows):
+            continue
+        ours = " > ".join(group.sort_values("accuracy", ascending=False).row)
+        paper = " > ".join(group.sort_values("paper", ascending=False).row)
+        verdict = "same order" if ours == paper else "order differs"
+        lines.append(f"{probe}, {column}: ours {ours}; paper {paper} ({verdict}).")
+    return lines or [f"ranking of {', '.join(rows)}: no column has every number."]
+
+
+def real_table_checks(frame: pd.DataFrame, checks: list[dict]) -> list[str]:
+    """The table's `checks` (config/tables.yaml) as sentences, plus the mean gap to the paper."""
+    lines = []
+    for check in checks:
+        if "above" in check:
+            lines.append(check_above(frame, row=check["above"], than=check["than"]))
+        else:
+            lines.extend(check_ranking(frame, rows=check["ranking"]))
+    gaps = frame.gap.dropna()
+    if len(gaps):
+        lines.append(
+            f"Gap to the paper over the {len(gaps)} cells with both numbers: mean {gaps.mean():+.1f} points "
+            f"(from {gaps.min():+.1f} to {gaps.max():+.1f}); the paper's runs are far longer (see Runs)."
+        )
+    return lines
+
+
+def real_table_markdown(frame: pd.DataFrame, table: dict) -> str:
+    """Readable table: one block per probe (or per column when there are fewer columns than
+    probes), cells "ours ± std (paper)", then the checks, the runs behind it and the notes."""
+    first = frame.iloc[0]
+    notes: dict[str, int] = {}
+    lines = [
+        f"# {table['title']}",
+        "",
+        f"Scale **{first['scale']}**, built at commit {first['commit']}. Cells: ours, mean ± std over the seeds "
+        "of the few-shot subsets or fine-tuning runs (std omitted when 0), then (the paper's number). "
+        "– = not computed; n/a with a note = cannot be computed here.",
+        "",
+        f"**The paper's claim.** {table['claim']}",
+        "",
+        _compute_line(frame),
+        "",
+        "**What our run shows.**",
+        "",
+        *[f"- {line}" for line in real_table_checks(frame, table.get("checks", []))],
+    ]
+    by_probe = frame.column.nunique() >= frame.probe.nunique()
+    blocks, across = ("probe", "column") if by_probe else ("column", "probe")
+    for block, group in frame.groupby(blocks, sort=False):
+        heads = list(dict.fromkeys(group[across]))
+        labels = [table["columns"][h] if across == "column" else h for h in heads]
+        title = block if by_probe else f"{table['columns'][block]} ({group.dataset_label.dropna().iloc[0] if group.dataset_label.notna().any() else 'not run'})"
+        lines += ["", f"## {title}", "", "| model | " + " | ".join(labels) + " |", "|---" * (len(heads) + 1) + "|"]
+        for _, entries in group.groupby("row", sort=False):
+            by_head = {getattr(e, across): e for e in entries.itertuples()}
+            cells = []
+            for head in heads:
+                entry = by_head.get(head)
+                if entry is None:
+                    cells.append("")
+                    continue
+                text = _cell_text(entry)
+                if entry.status not in ("ok", "planned") and not str(entry.status).startswith("not run"):
+                    number = notes.setdefault(entry.status, len(notes) + 1)
+                    text = f"n/a [{number}]" + ("" if pd.isna(entry.paper) else f" ({entry.paper:.2f})")
+                cells.append(text)
+            lines.append(f"| {entries.row_label.iloc[0]} | " + " | ".join(cells) + " |")
+    lines += _runs_section(frame) + _datasets_section(frame)
+    if notes:
+        lines += ["", "## Notes", ""] + [f"{number}. {status}" for status, number in notes.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _compute_line(frame: pd.DataFrame) -> str:
+    """How long the numbers of this table took: pretraining and probes, as recorded by the runs."""
+    runs = frame.drop_duplicates("run").dropna(subset=["pretrain_wall_s"])
+    probes = frame.drop_duplicates("result").dropna(subset=["probe_wall_s"])
+    seeds = frame.dropna(subset=["seeds"]).drop_duplicates("probe")
+    return (
+        f"Compute behind our numbers: {runs.pretrain_wall_s.sum() / 60:.0f} min of pretraining ({len(runs)} run(s), "
+        f"devices in Runs) and {probes.probe_wall_s.sum() / 60:.0f} min of probes ({len(probes)} results; feature "
+        "extraction not counted). Seeds (k-shot: of the subsets; all samples: of the held-out split or of the "
+        "fine-tuning runs): " + "; ".join(f"{entry.probe} {entry.seeds}" for entry in seeds.itertuples()) + "."
+    )
+
+
+def _runs_section(frame: pd.DataFrame) -> list[str]:
+    runs = frame.dropna(subset=["run"]).drop_duplicates("run")
+    lines = ["", "## Runs", "", "| run | kind | backbone | pretrained on | epochs | resolution | pretraining wall time | device | commit |",
+             "|---|---|---|---|---:|---:|---:|---|---|"]  # fmt: skip
+    for run in runs.itertuples():
+        wall = "" if pd.isna(run.pretrain_wall_s) else f"{run.pretrain_wall_s / 60:.1f} min"
+        cells = [run.run, run.run_kind, run.backbone, run.pretrain_dataset, run.epochs, run.resolution, wall,
+                 run.pretrain_device, run.pretrain_commit]  # fmt: skip
+        lines.append("| " + " | ".join("" if pd.isna(c) else str(c) for c in cells) + " |")
+    return lines
+
+
+def _datasets_section(frame: pd.DataFrame) -> list[str]:
+    used = frame.dropna(subset=["dataset"]).drop_duplicates("column")
+    lines = ["", "## Datasets", "", "| paper's column | dataset we probe |", "|---|---|"]
+    lines += [f"| {entry.column_label} | {entry.dataset_label} |" for entry in used.itertuples()]
+    return lines
+
+
+def write_real_table(frame: pd.DataFrame, table: dict, *, csv_path, md_path) -> None:
+    """Write tables/tableN.csv and tables/tableN.md, each atomically."""
+    write_csv(frame, csv_path)
+    write_text(real_table_markdown(frame, table), md_path)
+
+
+def write_run_provenance(out_dir, *, device: str, threads: int) -> None:
+    """runs/<run>/provenance.json: the commit and device of the session that finished the run
+    (device: the run's `device` setting, auto | cpu | cuda)."""
+    import json
+
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    record = {"commit": git_commit(), "device": device_name(device, threads=threads), "torch_version": torch.__version__}
+    write_text(json.dumps(record, indent=1) + "\n", Path(out_dir) / "provenance.json")
+
+
+def read_run_info(run: str, encoder: dict, *, runs_dir="runs") -> dict:
+    """What a table prints about the encoder behind a cell.
+
+    encoder: the probe rule's encoder spec (kind; for random_init the architecture it copies).
+    A pretrained run is read from runs/<run>/{config.yaml, metrics.csv, provenance.json}.
+    """
+    import json
+
+    import yaml
+
+    kind = encoder["kind"]
+    if kind == "frontier":
+        from lejepa.features import FRONTIER_MODELS
+
+        return {"backbone": FRONTIER_MODELS[run]["title"], "pretrain_dataset": "external (transfer)",
+                "resolution": encoder["resolution"]}  # fmt: skip
+    if kind == "random_init":
+        config = encoder["run_config"]
+        return {"backbone": config["backbone"], "pretrain_dataset": "none (random init)", "epochs": 0,
+                "resolution": config["global_size"]}  # fmt: skip
+    folder = Path(runs_dir) / run
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    metrics = pd.read_csv(folder / "metrics.csv")
+    provenance = folder / "provenance.json"
+    record = json.loads(provenance.read_text()) if provenance.is_file() else {}
+    commit, device = record.get("commit", "unknown"), record.get("device", "unknown")
+    return {
+        "backbone": config["backbone"],
+        "pretrain_dataset": config["dataset"],
+        "epochs": int(metrics.epoch.max()) if len(metrics) else 0,
+        "resolution": config["global_size"],
+        "pretrain_wall_s": float(metrics.wall_s.iloc[-1]) if len(metrics) else None,
+        "pretrain_commit": commit,
+        "pretrain_device": device,
+    }

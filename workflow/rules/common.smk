@@ -1,8 +1,12 @@
 # Helpers shared by all rules: the lists of targets and each stage's settings.
 # (The Snakefile validates the config before this file is included.)
+import difflib
+import functools
 import re
+import sys
 
-from lejepa.data import DATASETS, prepare_settings
+from lejepa.data import DATASETS, host_unreachable, prepare_settings, unavailable_reason
+from lejepa.tables import table_cells
 from lejepa.train import resolve_run
 
 # Figures of the paper built from synthetic data, in the paper's order.
@@ -175,3 +179,96 @@ def probe_targets():
         for probe in entry["probes"]
         for dataset in entry["datasets"]
     ]
+
+
+# Real-data tables (workflow/rules/tables.smk)
+
+
+REAL_TABLES = sorted(config.get("tables", {}))
+
+
+@functools.cache
+def dataset_unavailable(name):
+    """None when the configured source can serve the dataset, else why not (one line)."""
+    return unavailable_reason(
+        name,
+        root=config["data"]["root"],
+        **prepare_settings(name, config["data"]),
+        check_host=host_unreachable,
+    )
+
+
+@functools.cache
+def table_cells_here(table):
+    """The cells of config/tables.yaml's `table` at the configured scale (lejepa.tables.table_cells)."""
+    return table_cells(
+        config["tables"][table],
+        scale=config["scale"],
+        run_kind=probe_run_kind,
+        pretrain_dataset=lambda run: pretrain_settings(run)[0]["dataset"],
+        unavailable=dataset_unavailable,
+    )
+
+
+def table_inputs(wildcards):
+    """The probe results of a table's planned cells and the metrics of the runs behind them."""
+    cells = [cell for cell in table_cells_here(wildcards.table) if cell["result"]]
+    pretrained = {cell["run"] for cell in cells if cell["run_kind"] == "pretrained"}
+    return {
+        "results": sorted({cell["result"] for cell in cells}),
+        "metrics": [f"runs/{run}/metrics.csv" for run in sorted(pretrained)],
+    }
+
+
+def table_encoders(table):
+    """run -> its encoder spec (what read_run_info needs), for every run of the table."""
+    runs = {cell["run"] for cell in table_cells_here(table) if cell["run"]}
+    return {run: probe_encoder_spec(run) for run in sorted(runs)}
+
+
+def real_table_targets():
+    return expand("tables/{table}.{ext}", table=REAL_TABLES, ext=["csv", "md"]) + [
+        "figures/fig12.pdf",
+        "figures/fig12.png",
+    ]
+
+
+# The paper's targets that no rule builds yet, and where the README says what is owed.
+NOT_BUILT_YET = {
+    "table1": "the sweeps issue (SIGReg, views, batch, projector and register ablations)",
+    "table4": "the backbones issue (backbone x projector x predictor x SWA)",
+    "table7": "the sweeps issue (lambda x views)",
+    "fig1": "the sweeps issue (training loss against probe accuracy)",
+    "fig8": "the sweeps issue (lambda x views heat map)",
+    "fig9": "the backbones issue (a zoo of timm models)",
+    "fig10": "the sweeps issue (SIGReg and prediction loss coloured by accuracy)",
+    "fig11": "the sweeps issue (Spearman against loss / lambda^alpha)",
+    "fig13": "the backbones issue (ViT [CLS]-attention masks)",
+    "fig14": "the backbones issue (ViT patch-feature PCA)",
+    "fig19": "the sweeps issue (log loss against accuracy)",
+    "fig21": "the sweeps issue (the loss plane per model and dataset)",
+}
+
+
+def any_name_but(names):
+    """A wildcard pattern for a file name that is none of `names` (so rules never overlap)."""
+    return r"(?!(?:" + "|".join(map(re.escape, names)) + r")\b)[^/.]+"
+
+
+def no_such_target(path, name):
+    """Stop with one line: a paper target not built yet, or a misspelt one with the nearest real ones."""
+    if name in NOT_BUILT_YET:
+        sys.exit(
+            f"{path}: not built yet; it is owed by {NOT_BUILT_YET[name]} "
+            "(README.md, 'What the DAG builds today')."
+        )
+    known = [
+        str(target)
+        for target in synthetic_targets() + real_table_targets()
+        if str(target).startswith(path.split("/")[0])
+    ]
+    nearest = difflib.get_close_matches(path, known, n=3, cutoff=0.5)
+    sys.exit(
+        f"{path} is not a target of this workflow"
+        + (f"; nearest: {', '.join(nearest)}" if nearest else "")
+    )

@@ -1,4 +1,5 @@
-"""Rule pretrain: write runs/<run>/config.yaml and train (resuming from runs/<run>/checkpoint.pt if present).
+"""Rule pretrain: write runs/<run>/config.yaml and train (resuming from runs/<run>/checkpoint.pt if present),
+then runs/<run>/provenance.json (the commit and device of the session that finished it).
 
 With gpus > 1 the run goes through torchrun (DDP, one process per GPU); otherwise
 it runs in this process. Everything the job prints goes to its log file.
@@ -11,6 +12,7 @@ import sys
 import yaml
 
 from lejepa.io import send_output_to_log, write_text
+from lejepa.tables import write_run_provenance
 from lejepa.train import main
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake's script directive)
@@ -42,3 +44,4 @@ if processes > 1:
     subprocess.run(command, stdout=log_file, stderr=log_file, check=True)
 else:
     main(settings)
+write_run_provenance(settings["out_dir"], device=settings["device"], threads=settings["threads"])

@@ -11,7 +11,7 @@ sources.py   mirror / download / user-supplied sources and `prepare`
 
 from lejepa.data.format import SPLIT_NAMES, DatasetError, EncodedImages, verify
 from lejepa.data.registry import DATASETS, DatasetSpec, get_spec, prepare_settings
-from lejepa.data.sources import SourceUnavailable, prepare
+from lejepa.data.sources import SourceUnavailable, host_unreachable, prepare, unavailable_reason
 
 __all__ = [
     "DATASETS",
@@ -21,7 +21,9 @@ __all__ = [
     "EncodedImages",
     "SourceUnavailable",
     "get_spec",
+    "host_unreachable",
     "prepare",
     "prepare_settings",
+    "unavailable_reason",
     "verify",
 ]

@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import tempfile
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -488,6 +489,59 @@ def _publish(staging: Path, target: Path, splits) -> None:
     for split in splits:
         os.replace(split_file(staging, split), split_file(target, split))
     os.replace(meta_file(staging), meta_file(target))
+
+
+def host_unreachable(host: str, *, timeout: float = 3.0) -> str | None:
+    """None when a TCP connection to host:443 opens, else why not (for `unavailable_reason`)."""
+    import socket
+
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return None
+    except OSError as error:
+        return f"{host} unreachable from here: {error}"
+
+
+def unavailable_reason(
+    name: str,
+    *,
+    root="data",
+    source: str = "mirror",
+    mirror_dir="../shared/datasets",
+    download_dir=None,
+    imagenet_dir=None,
+    galaxy10_h5=None,
+    galaxy10_sha256: str | None = None,
+    check_host=None,
+) -> str | None:
+    """None when `prepare` can serve `name` from the configured source, else one line saying why not.
+
+    Cheap enough for a DAG to ask before it plans a dataset's jobs: it looks at files and, for
+    a download, whether the host answers (`check_host(host) -> reason or None`; None = assume it
+    does). A table cell whose dataset is unavailable shows this line instead of a number.
+    """
+    spec = get_spec(name)
+    if meta_file(Path(root) / name).is_file():
+        return None
+    if spec.prepare_from == "imagefolder":
+        has_train = imagenet_dir is not None and (Path(imagenet_dir) / "train").is_dir()
+        return None if has_train else "needs ImageNet-1k: " + _imagenet_help(spec)
+    download_dir = Path(download_dir) if download_dir else Path(root) / "downloads"
+    if spec.prepare_from == "galaxy10" and galaxy10_h5 is not None:
+        return None if Path(galaxy10_h5).is_file() else f"data.galaxy10_h5 = {galaxy10_h5} does not exist"
+    if source == "mirror" and spec.mirror and spec.prepare_from != "galaxy10":
+        folder = Path(mirror_dir) / spec.mirror
+        return None if meta_file(folder).is_file() else f"not in the offline mirror ({folder} has no meta.json)"
+    if spec.download is None:
+        return f"{spec.name} exists only in the offline mirror, and data.source is {source}"
+    needs = f"needs download: {spec.download.url}"
+    if source == "mirror":
+        return f"{needs} (data.source is mirror, and the mirror has no {spec.name})"
+    if (download_dir / spec.download.put_in).exists():
+        return None
+    host = urllib.parse.urlparse(spec.download.url).hostname
+    reason = check_host(host) if check_host else None
+    return f"{needs} ({reason})" if reason else None
 
 
 def prepare(
