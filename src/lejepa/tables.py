@@ -224,10 +224,10 @@ def table_cells(table: dict, *, scale: str, run_kind, pretrain_dataset, unavaila
     if scale not in table["scales"]:
         raise ValueError(f"scale {scale!r} is not defined for this table; defined: {sorted(table['scales'])}")
     at_scale = table["scales"][scale]
-    probes_here = at_scale.get("probes", table["probes"])
     not_run = f"not run at {scale} scale"
     cells = []
     for row_key, row in table["rows"].items():
+        probes_here = at_scale.get("row_probes", {}).get(row_key, at_scale.get("probes", table["probes"]))
         for probe in table["probes"]:
             paper_values = row.get("paper", {}).get(probe) or [None] * len(table["columns"])
             for column, paper in zip(table["columns"], paper_values, strict=True):
@@ -376,6 +376,8 @@ def real_table_markdown(frame: pd.DataFrame, table: dict) -> str:
         "",
         _compute_line(frame),
         "",
+        _probes_line(table, first["scale"]),
+        "",
         "**What our run shows.**",
         "",
         *[f"- {line}" for line in real_table_checks(frame, table.get("checks", []))],
@@ -405,6 +407,18 @@ def real_table_markdown(frame: pd.DataFrame, table: dict) -> str:
     if notes:
         lines += ["", "## Notes", ""] + [f"{number}. {status}" for status, number in notes.items()]
     return "\n".join(lines) + "\n"
+
+
+def _probes_line(table: dict, scale: str) -> str:
+    """Which of the paper's probes run at this scale, and which do not."""
+    at_scale = table["scales"][scale]
+    here = at_scale.get("probes", table["probes"])
+    skipped = [probe for probe in table["probes"] if probe not in here]
+    line = f"Probes run at the {scale} scale: {', '.join(here)}"
+    line += f"; not run at this scale (paper numbers only): {', '.join(skipped)}" if skipped else ""
+    for row, probes in at_scale.get("row_probes", {}).items():
+        line += f"; {table['rows'][row]['label']} only: {', '.join(probes)}"
+    return line + "."
 
 
 def _compute_line(frame: pd.DataFrame) -> str:

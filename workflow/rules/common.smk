@@ -141,9 +141,17 @@ def probe_val_split(dataset):
 
 
 def probe_settings(probe, dataset):
-    """The rule's params: only this probe's method settings and, for k shots, the seeds."""
+    """The rule's params: only this probe's method settings (with the scale's overrides of
+    probe.scales) and, for k shots, the seeds."""
     method, shots = probe_method_and_shots(probe)
-    settings = dict(config["probe"][method])
+    at_scale = config["probe"]["scales"].get(config["scale"], {}).get(method, {})
+    unknown = set(at_scale) - set(config["probe"][method])
+    if unknown:
+        raise ValueError(
+            f"probe.scales.{config['scale']}.{method}: unknown key(s) {sorted(unknown)}; "
+            f"known: {sorted(config['probe'][method])}"
+        )
+    settings = {**config["probe"][method], **at_scale}
     if shots:
         settings["seeds"] = config["probe"]["few_shot"]["seeds"]
     if method == "finetune":
