@@ -279,3 +279,24 @@ def test_tiny_tables_3_and_5_and_figure_12_end_to_end(tiny_workflow):
     assert set(table5[table5.status == "ok"].dataset) == {"flowers102", "food10"}
     assert "food10 (stand-in for Food101)" in (tiny_workflow / "tables" / "table5.md").read_text()
     assert (tiny_workflow / "figures" / "fig12.png").stat().st_size > 10_000
+
+
+# ---------------------------------------------------------------- the committed small-scale tables
+
+
+@pytest.mark.parametrize("name", ["table2", "table3", "table5"])
+def test_committed_tables_say_what_their_numbers_show(name):
+    """Every sentence of 'What our run shows' in tables/<name>.md and in the README is
+    recomputed here from the committed tables/<name>.csv."""
+    csv = REPO / "tables" / f"{name}.csv"
+    frame = pd.read_csv(csv)
+    assert (frame.scale == "small").all(), f"{csv} is not the small-scale table"
+    ok = frame[frame.status == "ok"]
+    assert len(ok) and ok.accuracy.between(0, 100).all()
+    assert np.allclose(ok.dropna(subset=["paper"]).gap, (ok.accuracy - ok.paper).dropna())
+    lines = tables.real_table_checks(frame, TABLES[name].get("checks", []))
+    markdown = (REPO / "tables" / f"{name}.md").read_text()
+    readme = (REPO / "README.md").read_text()
+    for line in lines:
+        assert f"- {line}" in markdown, line
+        assert line in readme, line

@@ -24,6 +24,8 @@ rule real_table:
         "logs/tables/{table}.log",
     wildcard_constraints:
         table="|".join(REAL_TABLES) or "(?!)",
+    conda:
+        "../../environment.yml"
     params:
         table=lambda wc: config["tables"][wc.table],
         cells=lambda wc: table_cells_here(wc.table),
@@ -38,11 +40,15 @@ rule fig12:
         "tables/table3.csv",
     output:
         pdf=report(
-            "figures/fig12.pdf", caption="../report/fig12.rst", category="Real-data tables"
+            "figures/fig12.pdf",
+            caption="../report/fig12.rst",
+            category="Real-data tables",
         ),
         png="figures/fig12.png",
     log:
         "logs/figures/fig12.log",
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/fig12.py"
 
@@ -60,9 +66,13 @@ rule no_such_table:
         lambda wc: no_such_target(f"tables/{wc.name}.{wc.ext}", wc.name),
     output:
         "tables/{name}.{ext}",
+    log:
+        "logs/no_such_target/tables/{name}.{ext}.log",
     wildcard_constraints:
         name=any_name_but(REAL_TABLES + ["table6"]),
         ext=r"csv|md",
+    conda:
+        "../../environment.yml"
     shell:
         "false"
 
@@ -72,9 +82,12 @@ rule no_such_figure:
         lambda wc: no_such_target(f"figures/{wc.name}.{wc.ext}", wc.name),
     output:
         "figures/{name}.{ext}",
+    log:
+        "logs/no_such_target/figures/{name}.{ext}.log",
     wildcard_constraints:
         name=any_name_but(SYNTHETIC_FIGURES + ["fig12"]),
         ext=r"pdf|png",
+    conda:
+        "../../environment.yml"
     shell:
         "false"
-
