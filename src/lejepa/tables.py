@@ -280,9 +280,8 @@ def real_table_frame(name: str, table: dict, cells: list[dict], *, scale: str, r
             "status": cell["status"], "paper": cell["paper"], "result": cell["result"], "commit": commit,
             "dataset_label": dataset_label(cell["dataset"]) if cell["dataset"] else None,
         }  # fmt: skip
-        if cell["run"] is not None:
-            out.update(run_info(cell["run"]))
         if cell["result"] is not None:
+            out.update(run_info(cell["run"]))
             result = read_result(cell["result"])
             out["status"] = result.get("status", "ok")
             if out["status"] == "ok":
@@ -302,11 +301,27 @@ def _seeds_text(result: dict) -> str:
     return " ".join(str(seed) for seed in seeds) if seeds else "deterministic"
 
 
-def _cell_text(entry) -> str:
+def _block_lines(group: pd.DataFrame, *, across: str, table: dict, notes: dict[str, int]) -> list[str]:
+    """One markdown table: a line per row of the paper, a column per `across` value."""
+    order = table["columns"] if across == "column" else table["probes"]
+    heads = [head for head in order if head in set(group[across])]
+    labels = [table["columns"][head] if across == "column" else head for head in heads]
+    lines = ["| model | " + " | ".join(labels) + " |", "|---" * (len(heads) + 1) + "|"]
+    for _, entries in group.groupby("row", sort=False):
+        by_head = {getattr(entry, across): entry for entry in entries.itertuples()}
+        cells = [_cell_text(by_head[head], notes) if head in by_head else "" for head in heads]
+        lines.append(f"| {entries.row_label.iloc[0]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _cell_text(entry, notes: dict[str, int]) -> str:
+    """'ours ± std (paper)'; a cell that cannot be computed here points to its note."""
+    paper = "" if pd.isna(entry.paper) else f" ({entry.paper:.2f})"
+    if entry.status not in ("ok", "planned") and not str(entry.status).startswith("not run"):
+        return f"n/a [{notes.setdefault(entry.status, len(notes) + 1)}]{paper}"
     ours = "–" if pd.isna(entry.accuracy) else f"{entry.accuracy:.1f}"
     if not pd.isna(entry.accuracy) and entry.std and entry.std > 0:
         ours += f" ± {entry.std:.1f}"
-    paper = "" if pd.isna(entry.paper) else f" ({entry.paper:.2f})"
     return ours + paper
 
 
@@ -385,24 +400,12 @@ def real_table_markdown(frame: pd.DataFrame, table: dict) -> str:
     by_probe = frame.column.nunique() >= frame.probe.nunique()
     blocks, across = ("probe", "column") if by_probe else ("column", "probe")
     for block, group in frame.groupby(blocks, sort=False):
-        heads = list(dict.fromkeys(group[across]))
-        labels = [table["columns"][h] if across == "column" else h for h in heads]
-        title = block if by_probe else f"{table['columns'][block]} ({group.dataset_label.dropna().iloc[0] if group.dataset_label.notna().any() else 'not run'})"
-        lines += ["", f"## {title}", "", "| model | " + " | ".join(labels) + " |", "|---" * (len(heads) + 1) + "|"]
-        for _, entries in group.groupby("row", sort=False):
-            by_head = {getattr(e, across): e for e in entries.itertuples()}
-            cells = []
-            for head in heads:
-                entry = by_head.get(head)
-                if entry is None:
-                    cells.append("")
-                    continue
-                text = _cell_text(entry)
-                if entry.status not in ("ok", "planned") and not str(entry.status).startswith("not run"):
-                    number = notes.setdefault(entry.status, len(notes) + 1)
-                    text = f"n/a [{number}]" + ("" if pd.isna(entry.paper) else f" ({entry.paper:.2f})")
-                cells.append(text)
-            lines.append(f"| {entries.row_label.iloc[0]} | " + " | ".join(cells) + " |")
+        if by_probe:
+            title = block
+        else:
+            dataset = group.dataset_label.dropna()
+            title = f"{table['columns'][block]} ({dataset.iloc[0] if len(dataset) else 'not run'})"
+        lines += ["", f"## {title}", ""] + _block_lines(group, across=across, table=table, notes=notes)
     lines += _runs_section(frame) + _datasets_section(frame)
     if notes:
         lines += ["", "## Notes", ""] + [f"{number}. {status}" for status, number in notes.items()]
@@ -435,7 +438,7 @@ def _compute_line(frame: pd.DataFrame) -> str:
 
 
 def _runs_section(frame: pd.DataFrame) -> list[str]:
-    runs = frame.dropna(subset=["run"]).drop_duplicates("run")
+    runs = frame.dropna(subset=["result"]).drop_duplicates("run")
     lines = ["", "## Runs", "", "| run | kind | backbone | pretrained on | epochs | resolution | pretraining wall time | device | commit |",
              "|---|---|---|---|---:|---:|---:|---|---|"]  # fmt: skip
     for run in runs.itertuples():
