@@ -330,7 +330,8 @@ def check_above(frame: pd.DataFrame, *, row: str, than: str) -> str:
     ours = frame.dropna(subset=["accuracy"]).set_index(["probe", "column"])
     a, b = ours[ours.row == row].accuracy, ours[ours.row == than].accuracy
     both = a.index.intersection(b.index)
-    label_a, label_b = (frame.loc[frame.row == key, "row_label"].iloc[0] for key in (row, than))
+    labels = dict(zip(frame.row, frame.row_label))
+    label_a, label_b = labels.get(row, row), labels.get(than, than)
     if len(both) == 0:
         return f"{label_a} vs {label_b}: no cell has both numbers."
     margins = (a[both] - b[both]).sort_values()
