@@ -19,7 +19,11 @@ rule real_table:
             caption="../report/real_table.rst",
             category="Real-data tables",
         ),
-        md="tables/{table}.md",
+        md=report(
+            "tables/{table}.md",
+            caption="../report/real_table.rst",
+            category="Real-data tables",
+        ),
     log:
         "logs/tables/{table}.log",
     wildcard_constraints:
