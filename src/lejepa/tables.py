@@ -422,7 +422,7 @@ def _probes_line(table: dict, scale: str) -> str:
     line += f"; not run at this scale (paper numbers only): {', '.join(skipped)}" if skipped else ""
     for row, probes in at_scale.get("row_probes", {}).items():
         line += f"; {table['rows'][row]['label']} only: {', '.join(probes)}"
-    return line + "."
+    return line + "." + (f" Note: {at_scale['note']}" if "note" in at_scale else "")
 
 
 def _compute_line(frame: pd.DataFrame) -> str:
