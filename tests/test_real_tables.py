@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from lejepa import tables
-from lejepa.data import unavailable_reason
+from lejepa.data import DATASETS, unavailable_reason
 
 from helpers import copy_workflow
 from test_workflow import output_of, run_snakemake, write_yaml
@@ -300,3 +300,15 @@ def test_committed_tables_say_what_their_numbers_show(name):
     for line in lines:
         assert f"- {line}" in markdown, line
         assert line in readme, line
+
+
+def test_readme_run_budgets_match_the_committed_tables():
+    """The README's prose on table 3: epochs, minutes and the 4.4x more images of transfer."""
+    frame = pd.read_csv(REPO / "tables" / "table3.csv").dropna(subset=["pretrain_wall_s"]).drop_duplicates("run")
+    runs = frame.set_index("run")
+    transfer, in_domain = runs.loc["tinyimagenet100_resnet18"], runs.loc[["flowers102_resnet18", "flowers102_resnet34", "flowers102_resnext26ts"]]
+    assert transfer.epochs == 4 and round(transfer.pretrain_wall_s / 60) == 30
+    assert (in_domain.epochs == 20).all() and in_domain.pretrain_wall_s.between(9 * 60, 15 * 60).all()
+    images = {name: DATASETS[name].sizes["train"] for name in ("tinyimagenet100", "flowers102")}
+    ratio = transfer.epochs * images["tinyimagenet100"] / (20 * images["flowers102"])
+    assert f"{ratio:.1f} times more images" in (REPO / "README.md").read_text()

@@ -72,7 +72,7 @@ def draw_fig12(frame):
                             ms=3, capsize=2, label=f"{label} (ours)")  # fmt: skip
             if entries.paper.notna().any():
                 ax.plot(x, entries.paper, color=colours[row], ls="--", marker="x", ms=3, label=f"{label} (paper)")
-        dataset = set(group.dataset_label.dropna()) - {group.column_label.iloc[0]}
+        dataset = {label for label in group.dataset_label.dropna() if label.lower() != group.column_label.iloc[0].lower()}
         where = group.column_label.iloc[0] + (f" ({dataset.pop()})" if dataset else "")
         ax.set_title(f"{where}\n{'frozen backbone' if method == 'linear' else 'full fine-tuning'}")
         ax.set_xticks(range(len(shots)), shots)
