@@ -144,11 +144,12 @@ def probe_settings(probe, dataset):
     """The rule's params: only this probe's method settings (with the scale's overrides of
     probe.scales) and, for k shots, the seeds."""
     method, shots = probe_method_and_shots(probe)
-    at_scale = config["probe"]["scales"].get(config["scale"], {}).get(method, {})
+    scale = config.get("scale", "small")
+    at_scale = config["probe"].get("scales", {}).get(scale, {}).get(method, {})
     unknown = set(at_scale) - set(config["probe"][method])
     if unknown:
         raise ValueError(
-            f"probe.scales.{config['scale']}.{method}: unknown key(s) {sorted(unknown)}; "
+            f"probe.scales.{scale}.{method}: unknown key(s) {sorted(unknown)}; "
             f"known: {sorted(config['probe'][method])}"
         )
     settings = {**config["probe"][method], **at_scale}
