@@ -335,6 +335,13 @@ def test_git_commit_clean_dirty_and_outside_git(tmp_path):
     head = git("rev-parse", "--short", "HEAD", cwd=repo)
     (repo / "untracked.txt").write_text("outputs do not make the tree dirty\n")
     assert tables.git_commit(repo) == head
+    (repo / "tables").mkdir()
+    (repo / "tables" / "table2.csv").write_text("x\n")
+    git("add", "tables", cwd=repo)
+    git("commit", "-q", "-m", "a generated table", cwd=repo)
+    head = git("rev-parse", "--short", "HEAD", cwd=repo)
+    (repo / "tables" / "table2.csv").unlink()  # a rule rebuilding its output is not a code change
+    assert tables.git_commit(repo) == head
     (repo / "tracked.txt").write_text("b\n")
     assert tables.git_commit(repo) == head + "-dirty"
 

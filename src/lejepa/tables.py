@@ -53,8 +53,12 @@ TABLE6_COLUMNS = [
 ]
 
 
+GENERATED_FOLDERS = ("tables", "figures", "docs/runs")
+
+
 def git_commit(directory: str | Path = ".") -> str:
-    """Short hash of HEAD, with ``-dirty`` if tracked files changed; ``unknown`` outside git.
+    """Short hash of HEAD, with ``-dirty`` if tracked files outside GENERATED_FOLDERS changed;
+    ``unknown`` outside git.
 
     ``LEJEPA_COMMIT`` in the environment takes precedence, for copies of the tree that
     have no .git (a cluster's scratch copy, say).
@@ -69,7 +73,9 @@ def git_commit(directory: str | Path = ".") -> str:
 
     try:
         commit = git("rev-parse", "--short", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        # the workflow's own outputs (committed tables and figures being rebuilt) are not code
+        outputs = [f":(exclude){folder}" for folder in GENERATED_FOLDERS]
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", *outputs)
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
