@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import pickle
-import socket
 import time
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 from lejepa.data.format import sha256_of
+from lejepa.data.sources import host_unreachable
 from lejepa.io import atomic_path
 
 # Frontier transfer baselines of tables 2, 3 and 5: weight sources tried in order.
@@ -209,11 +209,7 @@ def _reachable(host: str, *, timeout: float = 5.0) -> str | None:
 
     if huggingface_hub.constants.HF_HUB_OFFLINE:
         return "HF_HUB_OFFLINE is set"
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return None
-    except OSError as error:
-        return f"{host} unreachable ({error})"
+    return host_unreachable(host, timeout=timeout)
 
 
 @contextlib.contextmanager

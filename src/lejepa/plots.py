@@ -46,8 +46,6 @@ def draw_fig12(frame):
     """Figure 12: accuracy against samples per class, one panel per dataset and protocol
     (frozen linear probe, full fine-tuning) with numbers; ours solid (± std over seeds),
     the paper's dashed. ``frame``: tables/table3.csv."""
-    import pandas as pd
-
     use_paper_style()
     frame = frame.assign(shots=frame.shots.astype(str))
     columns = list(dict.fromkeys(frame.column))
@@ -81,6 +79,5 @@ def draw_fig12(frame):
     handles = {h.get_label(): h for ax in axes[0] for h in ax.get_legend_handles_labels()[0]}
     fig.tight_layout()
     fig.legend(handles.values(), handles.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5))
-    scale = pd.unique(frame.scale)[0]
-    fig.suptitle(f"Figure 12 ({scale} scale): in-domain LeJEPA against transfer", y=1.02)
+    fig.suptitle(f"Figure 12 ({frame.scale.iloc[0]} scale): in-domain LeJEPA against transfer", y=1.02)
     return fig

@@ -16,6 +16,7 @@ are top-1 in percent (0-100), as in the paper's tables.
 from __future__ import annotations
 
 import copy
+import re
 import warnings
 
 import numpy as np
@@ -26,6 +27,18 @@ import torch.nn.functional as F
 DEFAULT_L2_GRID = tuple(10.0 ** e for e in np.arange(0.0, -6.5, -0.5))
 # Used when a training set is too small to hold anything out (e.g. one shot per class).
 FALLBACK_L2 = 1e-3
+
+# A probe's name: <method> on all training samples, or <method>_<k>shot on k per class.
+PROBE_PATTERN = r"(linear|knn|finetune)(?:_([1-9][0-9]*)shot)?"
+
+
+def parse_probe_name(name: str) -> tuple[str, int | None]:
+    """'linear_10shot' -> ('linear', 10); 'knn' -> ('knn', None)."""
+    match = re.fullmatch(PROBE_PATTERN, name)
+    if match is None:
+        raise ValueError(f"probe {name!r} is not <linear|knn|finetune> or <method>_<k>shot")
+    method, shots = match.groups()
+    return method, int(shots) if shots else None
 
 
 def _default_device(*arrays) -> torch.device:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from lejepa.io import write_csv, write_text
+from lejepa.probe import parse_probe_name
 
 PAPER_TABLE6_DEVICE = "Tesla V100-SXM2-16GB"
 
@@ -201,12 +202,6 @@ REAL_TABLE_COLUMNS = [
 ]  # fmt: skip
 
 
-def probe_method_shots(probe: str) -> tuple[str, str]:
-    """'linear_10shot' -> ('linear', '10'); 'finetune' -> ('finetune', 'all')."""
-    method, _, shots = probe.partition("_")
-    return method, shots[: -len("shot")] if shots else "all"
-
-
 def run_for_cell(spec, *, column: str, dataset: str) -> str | None:
     """A row's run at one scale for one column: a name, "{dataset}" formatted with the probed
     dataset, or {column: run} with "*" for the other columns; None when the row has none."""
@@ -233,7 +228,7 @@ def table_cells(table: dict, *, scale: str, run_kind, pretrain_dataset, unavaila
     not_run = f"not run at {scale} scale"
     cells = []
     for row_key, row in table["rows"].items():
-        probes_here = at_scale.get("row_probes", {}).get(row_key, at_scale.get("probes", table["probes"]))
+        probes_here = probes_at_scale(table, scale, row=row_key)
         for probe in table["probes"]:
             paper_values = row.get("paper", {}).get(probe) or [None] * len(table["columns"])
             for column, paper in zip(table["columns"], paper_values, strict=True):
@@ -252,6 +247,13 @@ def table_cells(table: dict, *, scale: str, run_kind, pretrain_dataset, unavaila
                         cell["result"] = f"results/{run}/{probe}/{dataset}.json"
                 cells.append(cell)
     return cells
+
+
+def probes_at_scale(table: dict, scale: str, *, row: str | None = None) -> list[str]:
+    """The probes a scale runs: the row's own list (`row_probes`), else the scale's, else the table's."""
+    at_scale = table["scales"][scale]
+    default = at_scale.get("probes", table["probes"])
+    return at_scale.get("row_probes", {}).get(row, default) if row else default
 
 
 def _cell_status(cell: dict, *, pretrain_dataset, unavailable) -> str:
@@ -277,12 +279,12 @@ def real_table_frame(name: str, table: dict, cells: list[dict], *, scale: str, r
     rows = []
     for cell in cells:
         row_spec = table["rows"][cell["row"]]
-        method, shots = probe_method_shots(cell["probe"])
+        method, shots = parse_probe_name(cell["probe"])
         out = {
             "table": name, "scale": scale, "row": cell["row"], "row_label": row_spec["label"],
             "paper_model": row_spec.get("paper_model"), "column": cell["column"],
             "column_label": table["columns"][cell["column"]], "probe": cell["probe"], "method": method,
-            "shots": shots, "dataset": cell["dataset"], "run": cell["run"], "run_kind": cell["run_kind"],
+            "shots": str(shots or "all"), "dataset": cell["dataset"], "run": cell["run"], "run_kind": cell["run_kind"],
             "status": cell["status"], "paper": cell["paper"], "result": cell["result"], "commit": commit,
             "dataset_label": dataset_label(cell["dataset"]) if cell["dataset"] else None,
         }  # fmt: skip
@@ -422,7 +424,7 @@ def real_table_markdown(frame: pd.DataFrame, table: dict) -> str:
 def _probes_line(table: dict, scale: str) -> str:
     """Which of the paper's probes run at this scale, and which do not."""
     at_scale = table["scales"][scale]
-    here = at_scale.get("probes", table["probes"])
+    here = probes_at_scale(table, scale)
     skipped = [probe for probe in table["probes"] if probe not in here]
     line = f"Probes run at the {scale} scale: {', '.join(here)}"
     line += f"; not run at this scale (paper numbers only): {', '.join(skipped)}" if skipped else ""

@@ -6,6 +6,7 @@ import re
 import sys
 
 from lejepa.data import DATASETS, host_unreachable, prepare_settings, unavailable_reason
+from lejepa.probe import PROBE_PATTERN, parse_probe_name
 from lejepa.tables import table_cells
 from lejepa.train import resolve_run
 
@@ -75,9 +76,6 @@ def pretrain_targets(runs=PRETRAIN_RUNS):
 # Probes (workflow/rules/probe.smk)
 
 
-PROBE_PATTERN = r"(linear|knn|finetune)(_[1-9][0-9]*shot)?"
-
-
 def probe_run_kind(run):
     """pretrained, random_init or frontier; an unknown run is an error naming the config keys."""
     if run in config["probe"]["frontier"]:
@@ -128,12 +126,6 @@ def probe_data(dataset, split):
     return {"meta": f"{root}/meta.json", "images": f"{root}/{split}.npz"}
 
 
-def probe_method_and_shots(probe):
-    """'linear_10shot' -> ('linear', 10); 'knn' -> ('knn', None)."""
-    method, shots = re.fullmatch(PROBE_PATTERN, probe).groups()
-    return method, int(shots[1:-4]) if shots else None
-
-
 def probe_val_split(dataset):
     """The dataset's official validation split, or None (unknown datasets have none)."""
     spec = DATASETS.get(dataset)
@@ -143,7 +135,7 @@ def probe_val_split(dataset):
 def probe_settings(probe, dataset):
     """The rule's params: only this probe's method settings (with the scale's overrides of
     probe.scales) and, for k shots, the seeds."""
-    method, shots = probe_method_and_shots(probe)
+    method, shots = parse_probe_name(probe)
     scale = config.get("scale", "small")
     at_scale = config["probe"].get("scales", {}).get(scale, {}).get(method, {})
     unknown = set(at_scale) - set(config["probe"][method])
@@ -161,7 +153,7 @@ def probe_settings(probe, dataset):
 
 
 def probe_inputs(wildcards):
-    method, shots = probe_method_and_shots(wildcards.probe)
+    method, shots = parse_probe_name(wildcards.probe)
     features = lambda split: f"features/{wildcards.run}/{wildcards.dataset}/{split}.pt"
     inputs = {}
     if method == "finetune":

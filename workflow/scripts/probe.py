@@ -9,7 +9,6 @@ status "weights unreachable: ..." and accuracy null, never a number.
 
 import json
 import logging
-import re
 import sys
 import time
 
@@ -31,8 +30,7 @@ log = logging.getLogger("lejepa.workflow.probe")
 start = time.perf_counter()
 torch.set_num_threads(snakemake.threads)
 run, probe_name, dataset = snakemake.wildcards.run, snakemake.wildcards.probe, snakemake.wildcards.dataset
-method, shots = re.fullmatch(r"(linear|knn|finetune)(?:_([1-9][0-9]*)shot)?", probe_name).groups()
-shots = int(shots) if shots else None
+method, shots = probe.parse_probe_name(probe_name)
 settings = dict(snakemake.params.settings)
 seeds = settings.pop("seeds", None)  # kNN on all samples is deterministic: no seeds
 device = settings.pop("device")

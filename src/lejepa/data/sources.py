@@ -492,14 +492,15 @@ def _publish(staging: Path, target: Path, splits) -> None:
 
 
 def host_unreachable(host: str, *, timeout: float = 3.0) -> str | None:
-    """None when a TCP connection to host:443 opens, else why not (for `unavailable_reason`)."""
+    """None when a TCP connection to host:443 opens, else the reason it does not (for
+    `unavailable_reason`, and for the frontier weights of lejepa.features)."""
     import socket
 
     try:
         socket.create_connection((host, 443), timeout=timeout).close()
         return None
     except OSError as error:
-        return f"{host} unreachable from here: {error}"
+        return f"{host} unreachable ({error})"
 
 
 def unavailable_reason(
