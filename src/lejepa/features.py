@@ -63,7 +63,25 @@ FEATURE_FILE_KEYS = ("features", "labels", "status", "key")
 
 
 class WeightsUnreachable(RuntimeError):
-    """Pretrained weights could not be loaded from any source (no network, no local copy)."""
+    """Pretrained weights could not be loaded from any source (no network, no local copy).
+
+    Raised only for errors that mean "could not fetch or find the weights" (see
+    ``unreachable_errors``); a wrong model name or a bug in a loader raises its own error."""
+
+
+def unreachable_errors() -> tuple[type[BaseException], ...]:
+    """Exception classes that mean the weights could not be reached: OSError (sockets,
+    urllib's URLError and HTTPError, missing files, and huggingface_hub's HTTP, offline
+    and not-in-cache errors, which all derive from it) and the transport errors (connect,
+    timeout) of the HTTP client huggingface_hub uses, which do not."""
+    classes: list[type[BaseException]] = [OSError]
+    for module_name in ("httpx2", "httpx"):
+        try:
+            module = __import__(module_name)
+        except ImportError:
+            continue
+        classes.append(module.TransportError)
+    return tuple(classes)
 
 
 # ---------------------------------------------------------------------------------------
@@ -237,7 +255,10 @@ def _hf_cached(repo_id: str) -> bool:
 def _from_timm(model_name: str) -> torch.nn.Module:
     import timm
 
-    repo_id = timm.models.get_pretrained_cfg(model_name).hf_hub_id or f"timm/{model_name}"
+    pretrained_cfg = timm.models.get_pretrained_cfg(model_name)
+    if pretrained_cfg is None:  # a typo'd name, not a network problem
+        raise ValueError(f"timm knows no pretrained model {model_name!r}")
+    repo_id = pretrained_cfg.hf_hub_id or f"timm/{model_name}"
     offline = _reachable("huggingface.co")
     source = f"huggingface.co/{repo_id} via timm"
     if offline and not _hf_cached(repo_id):
@@ -245,7 +266,7 @@ def _from_timm(model_name: str) -> torch.nn.Module:
     try:
         with _hf_offline() if offline else contextlib.nullcontext():
             return timm.create_model(model_name, pretrained=True, num_classes=0)
-    except Exception as error:  # hub errors come in many classes; all mean "not loaded"
+    except unreachable_errors() as error:  # anything else (a bad name, a loader bug) propagates
         raise WeightsUnreachable(f"{source}: {type(error).__name__}: {error}") from error
 
 
@@ -257,7 +278,7 @@ def _from_torch_hub(repo: str, entry: str) -> torch.nn.Module:
         raise WeightsUnreachable(f"{source}: {offline}, and no copy in {torch.hub.get_dir()}")
     try:
         return torch.hub.load(repo, entry, source="github", skip_validation=True)
-    except Exception as error:
+    except unreachable_errors() as error:  # anything else (a bad name, a loader bug) propagates
         raise WeightsUnreachable(f"{source}: {type(error).__name__}: {error}") from error
 
 
