@@ -112,7 +112,56 @@ DEFAULT_RESOURCES = {"threads": 2, "mem_mb": 4000, "runtime": 60, "gpus": 0, "sl
 
 
 class NonFiniteLoss(RuntimeError):
-    """The loss became NaN or inf; the run stops and keeps its last good checkpoint."""
+    """The loss became NaN or inf; the run stops and keeps its last good checkpoint, if it wrote one."""
+
+
+class CheckpointUnreadable(RuntimeError):
+    """runs/<run>/checkpoint.pt exists but cannot be resumed from; the message names it and says what to do."""
+
+
+# What a resume checkpoint holds (written by main's save_checkpoint).
+CHECKPOINT_KEYS = ("config", "encoder", "probe", "optimizer", "step", "epoch", "batch_in_epoch", "wall_s",
+                   "history", "epoch_sums", "rng")  # fmt: skip
+
+
+def read_checkpoint(path) -> dict:
+    """torch.load of a resume checkpoint; a file that cannot be read raises CheckpointUnreadable naming it."""
+    path = Path(path)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except OSError as error:  # permissions, an I/O error: the file itself may be fine
+        raise CheckpointUnreadable(
+            f"cannot read {path} ({type(error).__name__}: {error}); check its permissions and the disk, then rerun"
+        ) from error
+    except Exception as error:  # PytorchStreamReader's RuntimeError, EOFError, UnpicklingError, ...
+        problem, cause = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}", error
+    else:
+        missing = [key for key in CHECKPOINT_KEYS if key not in checkpoint] if isinstance(checkpoint, dict) else "all"
+        if not missing:
+            return checkpoint
+        problem, cause = f"it lacks the key(s) {missing} of a checkpoint of lejepa.train", None
+    size = path.stat().st_size if path.exists() else 0
+    raise CheckpointUnreadable(
+        f"cannot resume from {path} ({size} bytes): {problem}. The file is truncated or corrupted (a full disk, "
+        f"a copy cut short) or is not a checkpoint of this engine. Nothing was trained or overwritten. "
+        f"To start the run afresh from step 0, move it aside (mv {path} {path}.corrupt) and rerun; "
+        f"if you kept a copy of an earlier checkpoint of this run, put that copy at {path} instead and rerun to resume from it."
+    ) from cause
+
+
+def kept_checkpoint_note(checkpoint_path) -> str:
+    """The end of a NonFiniteLoss message: what the stopped run leaves on disk to resume from, and what to do."""
+    checkpoint_path = Path(checkpoint_path)
+    if not checkpoint_path.is_file():
+        return (
+            f"No checkpoint was written before this step ({checkpoint_path} does not exist), so there is nothing to "
+            f"resume from: lower lr (or check the data), then rerun; the run starts from step 0."
+        )
+    return (
+        f"The last good checkpoint is kept: {checkpoint_path}. Rerunning with the same settings resumes from it and "
+        f"will most likely meet the same non-finite loss; change a training setting (e.g. a lower lr) to start afresh "
+        f"(the checkpoint is then set aside as {checkpoint_path.with_name('checkpoint.stale.pt')})."
+    )
 
 
 def check_config(config: dict) -> dict:
@@ -230,8 +279,10 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def weights_are_finite(module: nn.Module) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in module.parameters())
+def check_finite_weights(net: nn.Module, *, run: str, when: str, checkpoint_path: Path) -> None:
+    """Stop before a checkpoint would save NaN or inf weights over the last good one."""
+    if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
+        raise NonFiniteLoss(f"run {run!r}: non-finite weights {when}; last good checkpoint kept: {checkpoint_path}")
 
 
 def global_mean(values: torch.Tensor, world_size: int) -> torch.Tensor:
@@ -260,6 +311,133 @@ def online_eval_accuracy(net: LeJEPANet, loader, device, channels_last: bool) ->
         total += labels.numel()
     net.train(was_training)
     return 100.0 * correct / max(1, total)
+
+
+# ---- setup: processes, data, model ---------------------------------------------------------
+
+
+@dataclass
+class Processes:
+    """This process's place in the run: its rank among world_size processes (1 without
+    torchrun) and its device."""
+
+    world_size: int
+    rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def use_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+
+def start_processes(config: dict) -> Processes:
+    """Read torchrun's environment, pick the device, join the process group (DDP only)."""
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    rank = int(os.environ.get("RANK", 0))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    use_cuda = resolve_device(config["device"]) == "cuda"
+    device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+    if world_size > 1:
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    if use_cuda:
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+    torch.set_num_threads(config["threads"])
+    if config["batch_size"] % world_size:
+        raise ValueError(f"batch_size {config['batch_size']} is not divisible by the {world_size} processes")
+    return Processes(world_size=world_size, rank=rank, device=device)
+
+
+def make_train_loader(
+    config: dict, images: EncodedImages, processes: Processes
+) -> tuple[DataLoader, ResumableSampler, int]:
+    """Multi-crop views of the training images -> (loader, its sampler, steps per epoch)."""
+    views = MultiCropViews(
+        n_global=config["n_global"],
+        n_local=config["n_local"],
+        global_size=config["global_size"],
+        local_size=config["local_size"],
+        global_scale=tuple(config["global_scale"]),
+        local_scale=tuple(config["local_scale"]),
+    )
+    train_set = SeededViews(images, views, seed=config["seed"])
+    sampler = ResumableSampler(train_set, num_replicas=processes.world_size, rank=processes.rank, seed=config["seed"])
+    batch_per_process = config["batch_size"] // processes.world_size
+    loader = DataLoader(
+        train_set,
+        batch_size=batch_per_process,
+        sampler=sampler,
+        drop_last=True,
+        collate_fn=collate_views,
+        num_workers=config["workers"],
+        persistent_workers=config["workers"] > 0,
+        pin_memory=processes.use_cuda,
+    )
+    steps_per_epoch = sampler.num_samples // batch_per_process
+    if config["max_steps_per_epoch"]:
+        steps_per_epoch = min(steps_per_epoch, config["max_steps_per_epoch"])
+    if steps_per_epoch < 1:
+        raise ValueError(f"{config['data_dir']}: {len(images)} training images make no batch of {config['batch_size']}")
+    return loader, sampler, steps_per_epoch
+
+
+def make_eval_loader(config: dict) -> DataLoader:
+    """The held-out split the online probe is scored on after an epoch (eval transform)."""
+    eval_images = EncodedImages(config["data_dir"], config["eval_split"], transform=eval_transform(config["global_size"]))
+    return DataLoader(eval_images, batch_size=256, num_workers=config["workers"])
+
+
+def make_model(
+    config: dict, num_classes: int, processes: Processes, channels_last: bool
+) -> tuple[LeJEPANet, nn.Module]:
+    """-> (the net, what the step calls: the net, wrapped in DDP and compiled as configured)."""
+    torch.manual_seed(config["seed"])
+    net = LeJEPANet(encoder_from_config(config), num_classes=num_classes)
+    if processes.world_size > 1:
+        net = convert_sync_batchnorm(net, device_type=processes.device.type)
+    net = net.to(processes.device)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    model = net
+    if processes.world_size > 1:
+        model = DistributedDataParallel(net, device_ids=[processes.device.index] if processes.use_cuda else None)
+    if config["compile"]:
+        model = torch.compile(model)
+    return net, model
+
+
+def make_optimizer(net: LeJEPANet, config: dict) -> torch.optim.AdamW:
+    """AdamW; the online probe has no weight decay."""
+    return torch.optim.AdamW(
+        [
+            {"params": net.encoder.parameters(), "weight_decay": config["weight_decay"]},
+            {"params": net.probe.parameters(), "weight_decay": 0.0},
+        ],
+        lr=config["lr"],
+    )
+
+
+# ---- the state a checkpoint holds besides the weights ---------------------------------------
+
+
+@dataclass
+class TrainingState:
+    """Where the run is: global step, epoch, batches done in it; wall time of all sessions
+    (evaluation and checkpoints included); metrics rows; the epoch's running sums."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    wall_s: float = 0.0
+    history: list = field(default_factory=list)
+    epoch_sums: dict = field(default_factory=lambda: dict.fromkeys(EPOCH_SUMS, 0.0))
+
+
+EPOCH_SUMS = ("loss", "prediction", "sigreg", "correct", "seen", "images", "seconds")
 
 
 def main(config: dict) -> Path:
@@ -351,7 +529,7 @@ def main(config: dict) -> Path:
     step, epoch, batch_in_epoch, wall_s, history = 0, 0, 0, 0.0, []
     epoch_sums = dict.fromkeys(["loss", "prediction", "sigreg", "correct", "seen", "images", "seconds"], 0.0)
     if checkpoint_path.exists():
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        checkpoint = read_checkpoint(checkpoint_path)
         changed = {k for k in TRAINING_KEYS if checkpoint["config"].get(k) != config[k]}
         if changed:
             stale = checkpoint_path.with_name("checkpoint.stale.pt")
@@ -442,7 +620,7 @@ def main(config: dict) -> Path:
                     f"run {config['run']!r}: non-finite loss at step {step} "
                     f"(epoch {epoch + 1}, batch {batch_in_epoch}): "
                     f"loss={terms[0]}, prediction={terms[1]}, sigreg={terms[2]}, online_probe={terms[3]}, lr={lr:.3g}. "
-                    f"Stopped; the last good checkpoint is kept: {checkpoint_path}"
+                    f"Stopped. {kept_checkpoint_note(checkpoint_path)}"
                 )
 
             optimizer.zero_grad(set_to_none=True)
@@ -474,8 +652,8 @@ def main(config: dict) -> Path:
             if due and batch_in_epoch < steps_per_epoch:
                 if not weights_are_finite(net):
                     raise NonFiniteLoss(
-                        f"run {config['run']!r}: non-finite weights after step {step - 1}; "
-                        f"last good checkpoint kept: {checkpoint_path}"
+                        f"run {config['run']!r}: non-finite weights after step {step - 1}. "
+                        f"Stopped. {kept_checkpoint_note(checkpoint_path)}"
                     )
                 save_checkpoint()
                 last_checkpoint_time = time.monotonic()
@@ -505,8 +683,8 @@ def main(config: dict) -> Path:
         epoch_sums = dict.fromkeys(epoch_sums, 0.0)
         if not weights_are_finite(net):
             raise NonFiniteLoss(
-                f"run {config['run']!r}: non-finite weights at the end of epoch {epoch}; "
-                f"last good checkpoint kept: {checkpoint_path}"
+                f"run {config['run']!r}: non-finite weights at the end of epoch {epoch}. "
+                f"Stopped. {kept_checkpoint_note(checkpoint_path)}"
             )
         save_checkpoint()
         last_checkpoint_time = time.monotonic()
@@ -549,5 +727,5 @@ if __name__ == "__main__":
     arguments = parser.parse_args()
     try:
         main(load_config(arguments.config))
-    except NonFiniteLoss as error:
+    except (NonFiniteLoss, CheckpointUnreadable) as error:
         sys.exit(f"error: {error}")
