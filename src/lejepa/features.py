@@ -20,6 +20,7 @@ Three kinds of encoders are probed:
 from __future__ import annotations
 
 import contextlib
+import logging
 import pickle
 import time
 from pathlib import Path
@@ -132,7 +133,11 @@ def load_features(path) -> dict:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
-        raise ValueError(f"cannot read feature file {path}: {error}") from error
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ValueError(
+            f"cannot read feature file {path} ({type(error).__name__}: {first_line}): truncated or corrupted? "
+            f"Delete it and rerun; the extract_features rule (lejepa.features.cached_features) extracts it again"
+        ) from error
     if not isinstance(data, dict) or set(FEATURE_FILE_KEYS) - set(data):
         raise ValueError(f"{path} is not a feature file (needs keys {FEATURE_FILE_KEYS})")
     data.setdefault("info", {})
@@ -151,8 +156,12 @@ def cached_features(path, *, model, dataset, key: dict, info: dict | None = None
     with ``info`` (plus the extraction's wall time)."""
     path = Path(path)
     if path.exists():
-        data = load_features(path)
-        if data["key"] == key and data["status"] == "ok":
+        try:
+            data = load_features(path)
+        except ValueError as error:  # a truncated or corrupted cache is extracted again
+            logging.getLogger("lejepa.features").warning("%s; extracting it again", error)
+            data = None
+        if data is not None and data["key"] == key and data["status"] == "ok":
             return data
     start = time.perf_counter()
     features, labels = extract(model, dataset, **extract_kwargs)

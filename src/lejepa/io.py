@@ -5,17 +5,64 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
+import shutil
+import socket
 import sys
 import tempfile
 from pathlib import Path
 
 
+def owner_tag() -> str:
+    """<host>-<pid> of this process: temporary names carry it, so a later writer can tell a
+    leftover of a killed process from the file of a live one."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _owner_gone(tag: str) -> bool:
+    """Whether the process named by an owner tag has ended (only knowable on this host)."""
+    host, _, pid = tag.rpartition("-")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, owned by another user
+        return False
+    return False
+
+
+def remove_leftovers(folder, prefix: str, suffix: str = "") -> list[Path]:
+    """Delete the files or folders ``<prefix><host>-<pid><anything><suffix>`` in ``folder`` whose
+    process (on this host) has ended: what a killed write left behind. Returns them."""
+    folder = Path(folder)
+    pattern = re.compile(re.escape(prefix) + r"(?P<tag>.+-\d+)[.-][^/]*" + re.escape(suffix) + "$")
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for candidate in folder.iterdir():
+        match = pattern.match(candidate.name)
+        if match and _owner_gone(match.group("tag")):
+            if candidate.is_dir() and not candidate.is_symlink():
+                shutil.rmtree(candidate, ignore_errors=True)
+            else:
+                candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    The temporary file is deleted if the block fails (a full disk, an exception); the one a
+    killed process left behind is deleted by the next write of ``path`` on the same host."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
+    prefix, suffix = f".{path.name}.", ".tmp" + path.suffix
+    remove_leftovers(path.parent, prefix, suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{prefix}{owner_tag()}.", suffix=suffix)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)

@@ -501,7 +501,15 @@ def write_few_shot_file(labels_npz, path, *, shots: int, seeds, log=None) -> Non
 
 def read_few_shot_file(path, *, seed: int) -> np.ndarray:
     """The indices of ``seed`` in a file written by ``write_few_shot_file``."""
-    with np.load(path) as data:
-        if f"seed_{seed}" not in data:
-            raise ValueError(f"{path} holds no subset for seed {seed}; it has seeds {data['seeds'].tolist()}")
-        return data[f"seed_{seed}"]
+    import zipfile
+
+    try:
+        with np.load(path) as data:
+            if f"seed_{seed}" not in data:
+                raise ValueError(f"{path} holds no subset for seed {seed}; it has seeds {data['seeds'].tolist()}")
+            return data[f"seed_{seed}"]
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"cannot read few-shot file {path} ({type(error).__name__}: {error}): truncated or corrupted? "
+            f"Delete it and rerun; the few_shot_indices rule draws the same subsets again"
+        ) from error

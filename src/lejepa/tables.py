@@ -484,6 +484,31 @@ def write_run_provenance(out_dir, *, device: str, threads: int) -> None:
     write_text(json.dumps(record, indent=1) + "\n", Path(out_dir) / "provenance.json")
 
 
+def read_result(path) -> dict:
+    """A probe result (results/<run>/<probe>/<dataset>.json) for a table cell. A file that is not
+    valid JSON, or whose "ok" result lacks a finite accuracy in [0, 100], raises ValueError naming
+    the file, the key and what to do: a table never shows a number from a broken result."""
+    import json
+
+    remedy = "delete it and rerun; the probe rule computes it again"
+    try:
+        result = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ValueError(
+            f"cannot read probe result {path} ({type(error).__name__}: {error}): truncated or corrupted? {remedy[0].upper()}{remedy[1:]}"
+        ) from error
+    if not isinstance(result, dict):
+        raise ValueError(f"probe result {path} holds a {type(result).__name__}, not a result mapping: {remedy}")
+    if result.get("status", "ok") == "ok":
+        for key, low, high in (("accuracy", 0.0, 100.0), ("std", 0.0, math.inf)):
+            value = result.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low <= value <= high):
+                raise ValueError(
+                    f"probe result {path}: status ok but {key} = {value!r}, not a number in [{low:g}, {high:g}]: {remedy}"
+                )
+    return result
+
+
 def read_run_info(run: str, encoder: dict, *, runs_dir="runs") -> dict:
     """What a table prints about the encoder behind a cell.
 
@@ -506,7 +531,19 @@ def read_run_info(run: str, encoder: dict, *, runs_dir="runs") -> dict:
                 "resolution": config["global_size"]}  # fmt: skip
     folder = Path(runs_dir) / run
     config = yaml.safe_load((folder / "config.yaml").read_text())
-    metrics = pd.read_csv(folder / "metrics.csv")
+    metrics_path = folder / "metrics.csv"
+    remedy = (f"delete it and rerun: Snakemake reruns the pretrain job of {run}, which resumes from "
+              f"{folder / 'checkpoint.pt'} and writes it again")  # fmt: skip
+    try:
+        metrics = pd.read_csv(metrics_path)
+    except (OSError, ValueError, UnicodeDecodeError) as error:  # pandas' parser errors are ValueErrors
+        raise ValueError(f"cannot read {metrics_path} ({type(error).__name__}: {error}): {remedy}") from error
+    expected = list(range(1, int(config["epochs"]) + 1))
+    if {"epoch", "wall_s"} - set(metrics.columns) or metrics.epoch.tolist() != expected or metrics.wall_s.isna().any():
+        raise ValueError(
+            f"{metrics_path} lists epochs {metrics.epoch.tolist() if 'epoch' in metrics else '(no epoch column)'}, "
+            f"but the run trains {config['epochs']} ({folder / 'config.yaml'}); truncated or corrupted? {remedy}"
+        )
     provenance = folder / "provenance.json"
     record = json.loads(provenance.read_text()) if provenance.is_file() else {}
     commit, device = record.get("commit", "unknown"), record.get("device", "unknown")

@@ -1,10 +1,8 @@
 """Rule real_table: the probe results of one table's cells -> tables/<table>.csv and .md."""
 
-import json
-
 from lejepa.data import DATASETS
 from lejepa.io import send_output_to_log
-from lejepa.tables import git_commit, read_run_info, real_table_frame, write_real_table
+from lejepa.tables import git_commit, read_result, read_run_info, real_table_frame, write_real_table
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake's script directive)
 
@@ -15,7 +13,7 @@ frame = real_table_frame(
     snakemake.params.table,
     snakemake.params.cells,
     scale=snakemake.params.scale,
-    read_result=lambda path: json.loads(open(path).read()),
+    read_result=read_result,
     run_info=lambda run: read_run_info(run, encoders[run]),
     dataset_label=lambda name: DATASETS[name].label if name in DATASETS else name,
     commit=git_commit(),

@@ -187,7 +187,9 @@ def read_split(path, *, memmap_jpeg: bool = True) -> tuple[np.ndarray, np.ndarra
         raise
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, struct.error) as error:
         raise DatasetError(
-            f"{path}: cannot be read, truncated or corrupted? ({type(error).__name__}: {error})"
+            f"{path}: cannot be read, truncated or corrupted? ({type(error).__name__}: {error}); "
+            f"if it is a prepared dataset, delete {path.parent} and prepare it again "
+            f"(snakemake prepare_{path.parent.name}, or lejepa.data.prepare)"
         ) from error
     return jpeg, offsets, labels
 

@@ -52,6 +52,7 @@ from lejepa.data.registry import (
     DatasetSpec,
     get_spec,
 )
+from lejepa.io import owner_tag, remove_leftovers
 
 log = logging.getLogger("lejepa.data")
 
@@ -253,8 +254,12 @@ def _download(url: str, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     log.info("downloading %s to %s", url, path)
     partial = path.with_name(path.name + ".part")
-    with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as f:
-        shutil.copyfileobj(response, f, 1 << 20)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as f:
+            shutil.copyfileobj(response, f, 1 << 20)
+    except BaseException:  # a full disk, a dropped connection: no partial file stays behind
+        partial.unlink(missing_ok=True)
+        raise
     os.replace(partial, path)
 
 
@@ -576,7 +581,8 @@ def prepare(
     download_dir = Path(download_dir) if download_dir else out_dir / "downloads"
     mirror_dir = Path(mirror_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{name}.staging-"))
+    remove_leftovers(out_dir, f".{name}.staging-")  # what a killed preparation left behind
+    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{name}.staging-{owner_tag()}-"))
     try:
         if spec.prepare_from == "imagefolder":
             meta = from_imagefolder(spec, imagenet_dir, staging, workers)
