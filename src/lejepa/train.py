@@ -42,6 +42,7 @@ import os
 import random
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,7 @@ from tqdm import tqdm
 
 from lejepa import LeJEPALoss, SIGReg
 from lejepa.data import EncodedImages
+from lejepa.devices import resolve_device
 from lejepa.io import atomic_path, write_csv
 from lejepa.loss import prediction_loss
 from lejepa.models import convert_sync_batchnorm, encoder_from_config
@@ -282,7 +284,7 @@ def set_rng_state(state: dict) -> None:
 def check_finite_weights(net: nn.Module, *, run: str, when: str, checkpoint_path: Path) -> None:
     """Stop before a checkpoint would save NaN or inf weights over the last good one."""
     if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
-        raise NonFiniteLoss(f"run {run!r}: non-finite weights {when}; last good checkpoint kept: {checkpoint_path}")
+        raise NonFiniteLoss(f"run {run!r}: non-finite weights {when}. Stopped. {kept_checkpoint_note(checkpoint_path)}")
 
 
 def global_mean(values: torch.Tensor, world_size: int) -> torch.Tensor:
@@ -424,6 +426,10 @@ def make_optimizer(net: LeJEPANet, config: dict) -> torch.optim.AdamW:
 # ---- the state a checkpoint holds besides the weights ---------------------------------------
 
 
+TRAINING_STATE_KEYS = ("step", "epoch", "batch_in_epoch", "wall_s", "history", "epoch_sums")
+EPOCH_SUMS = ("loss", "prediction", "sigreg", "correct", "seen", "images", "seconds")
+
+
 @dataclass
 class TrainingState:
     """Where the run is: global step, epoch, batches done in it; wall time of all sessions
@@ -437,7 +443,143 @@ class TrainingState:
     epoch_sums: dict = field(default_factory=lambda: dict.fromkeys(EPOCH_SUMS, 0.0))
 
 
-EPOCH_SUMS = ("loss", "prediction", "sigreg", "correct", "seen", "images", "seconds")
+def resume(checkpoint_path: Path, config: dict, net: LeJEPANet, optimizer, processes: Processes) -> TrainingState:
+    """Load weights, optimiser, RNG states and TrainingState from checkpoint.pt if it was made
+    with these TRAINING_KEYS; set a checkpoint made with others aside. -> where to start."""
+    state = TrainingState()
+    if not checkpoint_path.exists():
+        return state
+    checkpoint = read_checkpoint(checkpoint_path)
+    changed = {k for k in TRAINING_KEYS if checkpoint["config"].get(k) != config[k]}
+    if changed:
+        stale = checkpoint_path.with_name("checkpoint.stale.pt")
+        if processes.is_main:
+            print(
+                f"{checkpoint_path} was made with other settings ({sorted(changed)}): "
+                f"starting afresh, old one moved to {stale}"
+            )
+        if processes.world_size > 1:
+            dist.barrier()  # every process has read it before it moves
+        if processes.is_main:
+            os.replace(checkpoint_path, stale)
+        return state
+    net.encoder.load_state_dict(checkpoint["encoder"])
+    net.probe.load_state_dict(checkpoint["probe"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    state = TrainingState(**{key: checkpoint[key] for key in TRAINING_STATE_KEYS})
+    set_rng_state(checkpoint["rng"])
+    if processes.is_main:
+        print(f"resumed {checkpoint_path}: epoch {state.epoch}, batch {state.batch_in_epoch}, step {state.step}")
+    return state
+
+
+def save_checkpoint(checkpoint_path: Path, config: dict, net: LeJEPANet, optimizer, state: TrainingState) -> None:
+    """checkpoint.pt, written atomically: everything `resume` needs to continue bit for bit."""
+    checkpoint = {
+        "config": config,
+        "encoder": net.encoder.state_dict(),
+        "probe": net.probe.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        **{key: getattr(state, key) for key in TRAINING_STATE_KEYS},
+        "rng": rng_state(),
+    }
+    with atomic_path(checkpoint_path) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def save_final(final_path: Path, config: dict, net: LeJEPANet, history: list) -> None:
+    """final.pt marks the run finished (`lejepa.models.load_encoder` reads it)."""
+    with atomic_path(final_path) as tmp:
+        torch.save(
+            {
+                "config": config,
+                "encoder": net.encoder.state_dict(),
+                "probe": net.probe.state_dict(),
+                "history": history,
+            },
+            tmp,
+        )
+
+
+# ---- one step, one epoch ---------------------------------------------------------------------
+
+
+def train_step(model: nn.Module, loss_fn: LeJEPALoss, optimizer, batch, *, lr: float, config: dict,
+               processes: Processes, state: TrainingState, checkpoint_path: Path) -> tuple[list[float], float]:
+    """One optimiser step on a batch of views -> ([loss, prediction, sigreg, online-probe loss],
+    each averaged over processes; the online probe's right predictions, summed over processes)."""
+    device, world_size = processes.device, processes.world_size
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    global_views, local_views, labels = (tensor.to(device, non_blocking=True) for tensor in batch)
+
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=processes.use_cuda):
+        global_z, all_z, logits = model(global_views, local_views)
+    global_z, all_z, logits = global_z.float(), all_z.float(), logits.float()
+    centers_z = all_z if config["centers"] == "all" else global_z
+    probe_labels = labels.repeat(config["n_global"])  # logits are ordered view-major
+    probe_loss = F.cross_entropy(logits, probe_labels)
+
+    finite = torch.isfinite(all_z).all().float()
+    if world_size > 1:
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    if finite.item() == 1.0:
+        losses = loss_fn(centers_z, all_z, step=state.step)
+    else:  # the loss refuses non-finite embeddings: report what can be computed
+        nan = torch.tensor(float("nan"), device=device)
+        losses = {"loss": nan, "prediction": prediction_loss(global_z=centers_z, all_z=all_z), "sigreg": nan}
+    terms = global_mean(
+        torch.stack([losses["loss"], losses["prediction"], losses["sigreg"], probe_loss]).detach(), world_size
+    ).tolist()
+    if not all(math.isfinite(t) for t in terms):
+        raise NonFiniteLoss(
+            f"run {config['run']!r}: non-finite loss at step {state.step} "
+            f"(epoch {state.epoch + 1}, batch {state.batch_in_epoch}): "
+            f"loss={terms[0]}, prediction={terms[1]}, sigreg={terms[2]}, online_probe={terms[3]}, lr={lr:.3g}. "
+            f"Stopped. {kept_checkpoint_note(checkpoint_path)}"
+        )
+
+    optimizer.zero_grad(set_to_none=True)
+    (losses["loss"] + probe_loss).backward()
+    optimizer.step()
+
+    correct = (logits.argmax(1) == probe_labels).sum().float()
+    if world_size > 1:
+        dist.all_reduce(correct)
+    return terms, correct.item()
+
+
+def add_step(state: TrainingState, terms: list[float], correct: float, *, images: int, views_per_image: int,
+             seconds: float) -> None:
+    """Add one step's terms and counts (all processes together) to the epoch's running sums."""
+    sums = state.epoch_sums
+    sums["loss"] += terms[0]
+    sums["prediction"] += terms[1]
+    sums["sigreg"] += terms[2]
+    sums["correct"] += correct
+    sums["seen"] += images * views_per_image
+    sums["images"] += images
+    sums["seconds"] += seconds
+    state.step += 1
+    state.batch_in_epoch += 1
+
+
+def metrics_row(state: TrainingState, *, lr: float) -> dict:
+    """The epoch's row of metrics.csv from its running sums (online_eval_acc and wall_s are
+    filled in after the evaluation)."""
+    sums, n_batches = state.epoch_sums, max(1, state.batch_in_epoch)
+    return {
+        "epoch": state.epoch + 1,
+        "step": state.step,
+        "loss": sums["loss"] / n_batches,
+        "prediction": sums["prediction"] / n_batches,
+        "sigreg": sums["sigreg"] / n_batches,
+        "online_acc": 100.0 * sums["correct"] / max(1, sums["seen"]),
+        "online_eval_acc": float("nan"),
+        "lr": lr,
+        "img_per_s": sums["images"] / max(1e-9, sums["seconds"]),
+        "wall_s": state.wall_s,
+    }
 
 
 def main(config: dict) -> Path:
@@ -448,264 +590,90 @@ def main(config: dict) -> Path:
         print(f"{final_path} exists: run {config['run']!r} is finished, nothing to do")
         return final_path
 
-    # ---- processes and device ------------------------------------------------------------
-    world_size = int(os.environ.get("WORLD_SIZE", 1))
-    rank = int(os.environ.get("RANK", 0))
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    use_cuda = config["device"] == "cuda" or (config["device"] == "auto" and torch.cuda.is_available())
-    device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
-    if world_size > 1:
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    if use_cuda:
-        torch.cuda.set_device(device)
-        torch.backends.cudnn.benchmark = True
-    torch.set_num_threads(config["threads"])
-    is_main = rank == 0
-    if config["batch_size"] % world_size:
-        raise ValueError(f"batch_size {config['batch_size']} is not divisible by the {world_size} processes")
-    batch_per_process = config["batch_size"] // world_size
-    channels_last = use_cuda if config["channels_last"] == "auto" else bool(config["channels_last"])
-
-    # ---- data ----------------------------------------------------------------------------
+    processes = start_processes(config)
+    channels_last = processes.use_cuda if config["channels_last"] == "auto" else bool(config["channels_last"])
     images = EncodedImages(config["data_dir"], "train")
-    views = MultiCropViews(
-        n_global=config["n_global"],
-        n_local=config["n_local"],
-        global_size=config["global_size"],
-        local_size=config["local_size"],
-        global_scale=tuple(config["global_scale"]),
-        local_scale=tuple(config["local_scale"]),
-    )
-    train_set = SeededViews(images, views, seed=config["seed"])
-    sampler = ResumableSampler(train_set, num_replicas=world_size, rank=rank, seed=config["seed"])
-    loader = DataLoader(
-        train_set,
-        batch_size=batch_per_process,
-        sampler=sampler,
-        drop_last=True,
-        collate_fn=collate_views,
-        num_workers=config["workers"],
-        persistent_workers=config["workers"] > 0,
-        pin_memory=use_cuda,
-    )
-    steps_per_epoch = sampler.num_samples // batch_per_process
-    if config["max_steps_per_epoch"]:
-        steps_per_epoch = min(steps_per_epoch, config["max_steps_per_epoch"])
-    if steps_per_epoch < 1:
-        raise ValueError(f"{config['data_dir']}: {len(images)} training images make no batch of {config['batch_size']}")
-    total_steps = config["epochs"] * steps_per_epoch
-    warmup_steps = round(config["warmup_epochs"] * steps_per_epoch)
-
-    eval_loader = None
-    if config["eval_split"] and is_main:
-        eval_images = EncodedImages(
-            config["data_dir"], config["eval_split"], transform=eval_transform(config["global_size"])
-        )
-        eval_loader = DataLoader(eval_images, batch_size=256, num_workers=config["workers"])
-
-    # ---- model, loss, optimiser ----------------------------------------------------------
-    torch.manual_seed(config["seed"])
-    net = LeJEPANet(encoder_from_config(config), num_classes=len(images.classes))
-    if world_size > 1:
-        net = convert_sync_batchnorm(net, device_type=device.type)
-    net = net.to(device)
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    model = DistributedDataParallel(net, device_ids=[device.index] if use_cuda else None) if world_size > 1 else net
-    if config["compile"]:
-        model = torch.compile(model)
+    loader, sampler, steps_per_epoch = make_train_loader(config, images, processes)
+    batch_per_process = config["batch_size"] // processes.world_size
+    schedule = {
+        "peak": config["lr"],
+        "warmup_steps": round(config["warmup_epochs"] * steps_per_epoch),
+        "total_steps": config["epochs"] * steps_per_epoch,
+    }
+    eval_loader = make_eval_loader(config) if config["eval_split"] and processes.is_main else None
+    net, model = make_model(config, len(images.classes), processes, channels_last)
     loss_fn = LeJEPALoss(
         lam=config["lam"], sigreg=SIGReg(num_slices=config["num_slices"], t_max=config["t_max"], knots=config["knots"])
     )
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": net.encoder.parameters(), "weight_decay": config["weight_decay"]},
-            {"params": net.probe.parameters(), "weight_decay": 0.0},
-        ],
-        lr=config["lr"],
-    )
+    optimizer = make_optimizer(net, config)
 
-    # ---- resume --------------------------------------------------------------------------
-    step, epoch, batch_in_epoch, wall_s, history = 0, 0, 0, 0.0, []
-    epoch_sums = dict.fromkeys(["loss", "prediction", "sigreg", "correct", "seen", "images", "seconds"], 0.0)
-    if checkpoint_path.exists():
-        checkpoint = read_checkpoint(checkpoint_path)
-        changed = {k for k in TRAINING_KEYS if checkpoint["config"].get(k) != config[k]}
-        if changed:
-            stale = checkpoint_path.with_name("checkpoint.stale.pt")
-            if is_main:
-                print(
-                    f"{checkpoint_path} was made with other settings ({sorted(changed)}): "
-                    f"starting afresh, old one moved to {stale}"
-                )
-            if world_size > 1:
-                dist.barrier()  # every process has read it before it moves
-            if is_main:
-                os.replace(checkpoint_path, stale)
-        else:
-            net.encoder.load_state_dict(checkpoint["encoder"])
-            net.probe.load_state_dict(checkpoint["probe"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            step, epoch, batch_in_epoch = checkpoint["step"], checkpoint["epoch"], checkpoint["batch_in_epoch"]
-            wall_s, history, epoch_sums = checkpoint["wall_s"], checkpoint["history"], checkpoint["epoch_sums"]
-            set_rng_state(checkpoint["rng"])
-            if is_main:
-                print(f"resumed {checkpoint_path}: epoch {epoch}, batch {batch_in_epoch}, step {step}")
-
-    def save_checkpoint():
-        if not is_main:
-            return
-        state = {
-            "config": config,
-            "encoder": net.encoder.state_dict(),
-            "probe": net.probe.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "step": step,
-            "epoch": epoch,
-            "batch_in_epoch": batch_in_epoch,
-            "wall_s": wall_s,
-            "history": history,
-            "epoch_sums": epoch_sums,
-            "rng": rng_state(),
-        }
-        with atomic_path(checkpoint_path) as tmp:
-            torch.save(state, tmp)
-
-    if is_main:  # temporary files of checkpoint writes that a kill interrupted
+    state = resume(checkpoint_path, config, net, optimizer, processes)
+    if processes.is_main:  # temporary files of checkpoint writes that a kill interrupted
         for leftover in out_dir.glob(f".{checkpoint_path.name}.*.tmp.pt"):
             leftover.unlink()
 
-    # ---- training ------------------------------------------------------------------------
-    session_start, wall_s_at_start = time.monotonic(), wall_s  # wall_s: all sessions' time, eval included
+    session_start, wall_s_at_start = time.monotonic(), state.wall_s  # wall_s: all sessions' time, eval included
     model.train()
     last_checkpoint_time = time.monotonic()
-    while epoch < config["epochs"]:
-        sampler.set_epoch(epoch, skip=batch_in_epoch * batch_per_process)
+    while state.epoch < config["epochs"]:
+        sampler.set_epoch(state.epoch, skip=state.batch_in_epoch * batch_per_process)
         bar = tqdm(
             total=steps_per_epoch,
-            initial=batch_in_epoch,
-            desc=f"epoch {epoch + 1}/{config['epochs']}",
-            disable=not (is_main and config["progress"]),
+            initial=state.batch_in_epoch,
+            desc=f"epoch {state.epoch + 1}/{config['epochs']}",
+            disable=not (processes.is_main and config["progress"]),
             dynamic_ncols=True,
         )
         step_start = time.monotonic()
-        for global_views, local_views, labels in itertools.islice(loader, steps_per_epoch - batch_in_epoch):
-            lr = learning_rate(step, peak=config["lr"], warmup_steps=warmup_steps, total_steps=total_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            global_views = global_views.to(device, non_blocking=True)
-            local_views = local_views.to(device, non_blocking=True)
-            labels = labels.to(device, non_blocking=True)
-
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_cuda):
-                global_z, all_z, logits = model(global_views, local_views)
-            global_z, all_z, logits = global_z.float(), all_z.float(), logits.float()
-            centers_z = all_z if config["centers"] == "all" else global_z
-            probe_labels = labels.repeat(config["n_global"])  # logits are ordered view-major
-            probe_loss = F.cross_entropy(logits, probe_labels)
-
-            finite = torch.isfinite(all_z).all().float()
-            if world_size > 1:
-                dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-            if finite.item() == 1.0:
-                losses = loss_fn(centers_z, all_z, step=step)
-            else:  # the loss refuses non-finite embeddings: report what can be computed
-                nan = torch.tensor(float("nan"), device=device)
-                losses = {"loss": nan, "prediction": prediction_loss(global_z=centers_z, all_z=all_z), "sigreg": nan}
-            terms = global_mean(
-                torch.stack([losses["loss"], losses["prediction"], losses["sigreg"], probe_loss]).detach(), world_size
-            ).tolist()
-            if not all(math.isfinite(t) for t in terms):
-                raise NonFiniteLoss(
-                    f"run {config['run']!r}: non-finite loss at step {step} "
-                    f"(epoch {epoch + 1}, batch {batch_in_epoch}): "
-                    f"loss={terms[0]}, prediction={terms[1]}, sigreg={terms[2]}, online_probe={terms[3]}, lr={lr:.3g}. "
-                    f"Stopped. {kept_checkpoint_note(checkpoint_path)}"
-                )
-
-            optimizer.zero_grad(set_to_none=True)
-            (losses["loss"] + probe_loss).backward()
-            optimizer.step()
-
-            correct = (logits.argmax(1) == probe_labels).sum().float()
-            if world_size > 1:
-                dist.all_reduce(correct)
+        for batch in itertools.islice(loader, steps_per_epoch - state.batch_in_epoch):
+            lr = learning_rate(state.step, **schedule)
+            terms, correct = train_step(model, loss_fn, optimizer, batch, lr=lr, config=config, processes=processes,
+                                        state=state, checkpoint_path=checkpoint_path)  # fmt: skip
             now = time.monotonic()
-            epoch_sums["loss"] += terms[0]
-            epoch_sums["prediction"] += terms[1]
-            epoch_sums["sigreg"] += terms[2]
-            epoch_sums["correct"] += correct.item()
-            epoch_sums["seen"] += probe_labels.numel() * world_size
-            epoch_sums["images"] += labels.numel() * world_size
-            epoch_sums["seconds"] += now - step_start
-            wall_s = wall_s_at_start + now - session_start
+            images_in_step = batch[2].numel() * processes.world_size
+            add_step(state, terms, correct, images=images_in_step, views_per_image=config["n_global"],
+                     seconds=now - step_start)  # fmt: skip
+            state.wall_s = wall_s_at_start + now - session_start
             step_start = now
-            step += 1
-            batch_in_epoch += 1
             bar.update(1)
             bar.set_postfix(loss=f"{terms[0]:.4f}", sigreg=f"{terms[2]:.3f}", lr=f"{lr:.2e}")
 
             every_steps = config["checkpoint_every_steps"]
-            due = (every_steps and step % every_steps == 0) or (now - last_checkpoint_time) > 60 * config[
+            due = (every_steps and state.step % every_steps == 0) or (now - last_checkpoint_time) > 60 * config[
                 "checkpoint_minutes"
             ]
-            if due and batch_in_epoch < steps_per_epoch:
-                if not weights_are_finite(net):
-                    raise NonFiniteLoss(
-                        f"run {config['run']!r}: non-finite weights after step {step - 1}. "
-                        f"Stopped. {kept_checkpoint_note(checkpoint_path)}"
-                    )
-                save_checkpoint()
+            if due and state.batch_in_epoch < steps_per_epoch:
+                check_finite_weights(net, run=config["run"], when=f"after step {state.step - 1}",
+                                     checkpoint_path=checkpoint_path)  # fmt: skip
+                if processes.is_main:
+                    save_checkpoint(checkpoint_path, config, net, optimizer, state)
                 last_checkpoint_time = time.monotonic()
         bar.close()
 
-        # ---- end of epoch: metrics row, optional held-out probe accuracy, checkpoint -----
-        n_batches = max(1, batch_in_epoch)
-        row = {
-            "epoch": epoch + 1,
-            "step": step,
-            "loss": epoch_sums["loss"] / n_batches,
-            "prediction": epoch_sums["prediction"] / n_batches,
-            "sigreg": epoch_sums["sigreg"] / n_batches,
-            "online_acc": 100.0 * epoch_sums["correct"] / max(1, epoch_sums["seen"]),
-            "online_eval_acc": float("nan"),
-            "lr": lr,
-            "img_per_s": epoch_sums["images"] / max(1e-9, epoch_sums["seconds"]),
-            "wall_s": wall_s,
-        }
-        if eval_loader is not None and ((epoch + 1) % config["eval_every"] == 0 or epoch + 1 == config["epochs"]):
-            row["online_eval_acc"] = online_eval_accuracy(net, eval_loader, device, channels_last)
-        if world_size > 1:
+        # end of epoch: metrics row, optional held-out probe accuracy, checkpoint
+        row = metrics_row(state, lr=learning_rate(state.step - 1, **schedule))
+        epoch_number = state.epoch + 1
+        if eval_loader is not None and (epoch_number % config["eval_every"] == 0 or epoch_number == config["epochs"]):
+            row["online_eval_acc"] = online_eval_accuracy(net, eval_loader, processes.device, channels_last)
+        if processes.world_size > 1:
             dist.barrier()
-        row["wall_s"] = wall_s = wall_s_at_start + time.monotonic() - session_start
-        history.append(row)
-        epoch, batch_in_epoch = epoch + 1, 0
-        epoch_sums = dict.fromkeys(epoch_sums, 0.0)
-        if not weights_are_finite(net):
-            raise NonFiniteLoss(
-                f"run {config['run']!r}: non-finite weights at the end of epoch {epoch}. "
-                f"Stopped. {kept_checkpoint_note(checkpoint_path)}"
-            )
-        save_checkpoint()
+        row["wall_s"] = state.wall_s = wall_s_at_start + time.monotonic() - session_start
+        state.history.append(row)
+        state.epoch, state.batch_in_epoch = epoch_number, 0
+        state.epoch_sums = dict.fromkeys(state.epoch_sums, 0.0)
+        check_finite_weights(net, run=config["run"], when=f"at the end of epoch {state.epoch}",
+                             checkpoint_path=checkpoint_path)  # fmt: skip
+        if processes.is_main:
+            save_checkpoint(checkpoint_path, config, net, optimizer, state)
         last_checkpoint_time = time.monotonic()
-        if is_main:
-            write_csv(pd.DataFrame(history), metrics_path)
+        if processes.is_main:
+            write_csv(pd.DataFrame(state.history), metrics_path)
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
 
-    # ---- finished: final.pt marks completion ---------------------------------------------
-    if is_main:
-        write_csv(pd.DataFrame(history), metrics_path)
-        with atomic_path(final_path) as tmp:
-            torch.save(
-                {
-                    "config": config,
-                    "encoder": net.encoder.state_dict(),
-                    "probe": net.probe.state_dict(),
-                    "history": history,
-                },
-                tmp,
-            )
-    if world_size > 1:
+    if processes.is_main:
+        write_csv(pd.DataFrame(state.history), metrics_path)
+        save_final(final_path, config, net, state.history)
+    if processes.world_size > 1:
         dist.barrier()
         dist.destroy_process_group()
     return final_path
