@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -11,6 +12,18 @@ import socket
 import sys
 import tempfile
 from pathlib import Path
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(error: OSError, path) -> OSError:
+    """The OSError to raise when the disk (or quota) filled up while writing ``path``."""
+    return OSError(
+        error.errno,
+        f"{os.strerror(error.errno)} while writing {path}: nothing was written there (the partial "
+        f"temporary file is deleted); free space on that disk and rerun",
+    )
 
 
 def owner_tag() -> str:
@@ -70,6 +83,10 @@ def atomic_path(path: str | os.PathLike):
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as error:
+        if error.errno in DISK_FULL:
+            raise disk_full(error, path) from error
+        raise
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

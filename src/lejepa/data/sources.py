@@ -52,7 +52,7 @@ from lejepa.data.registry import (
     DatasetSpec,
     get_spec,
 )
-from lejepa.io import owner_tag, remove_leftovers
+from lejepa.io import DISK_FULL, disk_full, owner_tag, remove_leftovers
 
 log = logging.getLogger("lejepa.data")
 
@@ -638,6 +638,10 @@ def prepare(
         write_meta(meta, staging)
         verify(staging)
         _publish(staging, out_dir / name, spec.splits)
+    except OSError as error:
+        if error.errno in DISK_FULL:
+            raise disk_full(error, out_dir / name) from error
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("prepared %s: %s", out_dir / name, counts)
