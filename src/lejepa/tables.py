@@ -478,8 +478,9 @@ def write_run_provenance(out_dir, *, device: str, threads: int) -> None:
 
     import torch
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    from lejepa.devices import resolve_device
+
+    device = resolve_device(device)
     record = {"commit": git_commit(), "device": device_name(device, threads=threads), "torch_version": torch.__version__}
     write_text(json.dumps(record, indent=1) + "\n", Path(out_dir) / "provenance.json")
 

@@ -12,6 +12,8 @@ import sys
 import torch
 
 from lejepa.data import EncodedImages
+from lejepa.devices import resolve_device
+from lejepa.evaluation import checkpoint_input
 from lejepa.features import (
     WeightsUnreachable,
     cached_features,
@@ -30,14 +32,11 @@ torch.set_num_threads(snakemake.threads)
 run, dataset, split = snakemake.wildcards.run, snakemake.wildcards.dataset, snakemake.wildcards.split
 spec = snakemake.params.encoder
 settings = snakemake.params.settings
-device = None if settings["device"] == "auto" else settings["device"]
+device = resolve_device(settings["device"])
 key = {"run": run, "dataset": dataset, "split": split, "kind": spec["kind"]}
 
-checkpoint = snakemake.input.get("checkpoint")  # runs/<run>/final.pt; empty for other kinds
-if checkpoint is not None and not isinstance(checkpoint, str):
-    checkpoint = checkpoint[0] if len(checkpoint) else None
 try:
-    backbone, info = probed_backbone(spec, checkpoint=checkpoint)
+    backbone, info = probed_backbone(spec, checkpoint=checkpoint_input(snakemake.input.get("checkpoint")))
 except WeightsUnreachable as error:
     log.info("%s: %s", run, error)
     save_unreachable(snakemake.output[0], reason=str(error), key=key)

@@ -7,6 +7,7 @@ import platform
 import torch
 
 from lejepa import tables
+from lejepa.devices import resolve_device
 from lejepa.io import send_output_to_log
 from lejepa.timing import time_sigreg
 
@@ -17,9 +18,7 @@ log = logging.getLogger("lejepa.workflow.table6")
 
 torch.set_num_threads(snakemake.threads)
 settings = snakemake.params.settings
-device = settings["device"]
-if device == "auto":
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+device = resolve_device(settings["device"])
 if device == "cuda" and not torch.cuda.is_available():
     raise ValueError("config/config.yaml table6.device is 'cuda' but torch sees no CUDA device")
 log.info("host %s, SLURM_JOB_ID %s, device %s", platform.node(), os.environ.get("SLURM_JOB_ID", "-"), device)
