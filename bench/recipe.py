@@ -18,7 +18,8 @@ split switched off (eval_split null: the linear probe below is the measurement),
 every --set key=value (any key of lejepa.train.TRAINING_KEYS / RUNTIME_DEFAULTS except
 epochs, max_steps_per_epoch and warmup_epochs, which are fitted to the budget).
 
-Fitting the schedule to the budget (`fit_schedule`). The budget is the training's wall
+Fitting the schedule to the budget (`lejepa.recipe.fit_schedule`; this script is the
+command line of `lejepa.recipe`). The budget is the training's wall
 time as lejepa.train records it (metrics.csv wall_s: every step, data waits, the
 end-of-epoch checkpoint and evaluation included; process start, model construction,
 this calibration, feature extraction and the probe not included, and reported apart):
@@ -60,127 +61,27 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 import torch
 import yaml
 
-from lejepa import probe, train
+from lejepa import train
 from lejepa.data import DATASETS, EncodedImages, prepare
-from lejepa.features import extract, random_init_encoder
+from lejepa.features import random_init_encoder
 from lejepa.io import write_text
-from lejepa.models import load_encoder
 from lejepa.plots import plt, save_figure, use_paper_style
-from lejepa.views import eval_transform
+from lejepa.recipe import calibrate, fit_schedule, linear_probe, parse_overrides, train_on_schedule, view_sizes
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "bench" / "results" / "recipe.jsonl"
-FITTED_KEYS = ("epochs", "max_steps_per_epoch", "warmup_epochs")
-OWN_KEYS = ("run", "scale", "dataset", "seed", "out_dir", "threads")  # set by the script's own options
-
-
-# ---------------------------------------------------------------- the schedule
-
-
-def fit_schedule(
-    *,
-    budget_s: float,
-    step_s: float,
-    full_epoch_steps: int,
-    warmup_fraction: float,
-    epoch_overhead_s: float = 0.0,
-    startup_s: float = 0.0,
-) -> dict:
-    """Epochs E and steps per epoch S whose training c + E (S s + o) fits the budget B.
-
-    E is the smallest count for which S = floor((B - c - E o) / (E s)) <= full_epoch_steps
-    (module docstring). Returns epochs, steps_per_epoch, total_steps, warmup_epochs
-    (= warmup_fraction * E, so warm-up + cosine end with the last step) and predicted_s.
-    """
-    if step_s <= 0 or full_epoch_steps < 1:
-        raise ValueError(f"need step_s > 0 and full_epoch_steps >= 1, got {step_s}, {full_epoch_steps}")
-    if not 0 <= warmup_fraction < 1:
-        raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
-    epochs = 1
-    while True:
-        steps = math.floor((budget_s - startup_s - epochs * epoch_overhead_s) / (epochs * step_s))
-        if steps < 1:
-            raise ValueError(
-                f"a budget of {budget_s:.1f} s holds no training step at {step_s:.3f} s/step "
-                f"(+ {epoch_overhead_s:.1f} s per epoch, {startup_s:.1f} s start-up): raise --minutes"
-            )
-        if steps <= full_epoch_steps:
-            break
-        epochs += 1
-    return {
-        "epochs": epochs,
-        "steps_per_epoch": steps,
-        "total_steps": epochs * steps,
-        "warmup_epochs": warmup_fraction * epochs,
-        "predicted_s": startup_s + epochs * (steps * step_s + epoch_overhead_s),
-    }
-
-
-def calibrate(config: dict, scratch: Path, *, steps: int) -> dict:
-    """Time 2 epochs of `steps` steps of the real config -> step_s, epoch_overhead_s, startup_s, img_per_s."""
-    calibration = {
-        **config,
-        "run": f"{config['run']}-calibration",
-        "out_dir": str(scratch),
-        "epochs": 2,
-        "max_steps_per_epoch": steps,
-        "warmup_epochs": 1,
-        "checkpoint_minutes": 1e9,
-        "progress": False,
-    }
-    start = time.monotonic()
-    train.main(calibration)
-    history = pd.read_csv(scratch / "metrics.csv")
-    shutil.rmtree(scratch)
-    first, second = history.iloc[0], history.iloc[1]
-    steps = int(second["step"] - first["step"])  # a dataset smaller than `steps` batches cuts it
-    step_s = config["batch_size"] / second["img_per_s"]
-    epoch_overhead_s = max(0.0, second["wall_s"] - first["wall_s"] - steps * step_s)
-    startup_s = max(0.0, first["wall_s"] - steps * step_s - epoch_overhead_s)
-    return {
-        "step_s": float(step_s),
-        "epoch_overhead_s": float(epoch_overhead_s),
-        "startup_s": float(startup_s),
-        "img_per_s": float(second["img_per_s"]),
-        "steps": 2 * steps,
-        "seconds": time.monotonic() - start,
-    }
 
 
 # ---------------------------------------------------------------- config and data
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    """['lr=4e-3', 'global_scale=[0.2, 1.0]'] -> {'lr': 0.004, 'global_scale': [0.2, 1.0]} (YAML values)."""
-    overrides = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ValueError(f"--set expects key=value, got {pair!r}")
-        if key in FITTED_KEYS:
-            raise ValueError(f"--set {key}: fitted to the budget by the script (use --minutes / --warmup-fraction)")
-        if key in OWN_KEYS:
-            raise ValueError(f"--set {key}: use the script's own option (--dataset, --seed, --threads, --scale)")
-        value = yaml.safe_load(text)
-        if isinstance(value, str):  # YAML 1.1 reads '4e-3' as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        overrides[key] = value
-    return overrides
 
 
 def dataset_root(name: str, data_root: Path, mirror_dir: Path) -> Path:
@@ -191,23 +92,6 @@ def dataset_root(name: str, data_root: Path, mirror_dir: Path) -> Path:
         print(f"{root} missing: preparing {name} from the mirror {mirror_dir}", flush=True)
         prepare(name, out_dir=data_root, source="mirror", mirror_dir=mirror_dir)
     return root
-
-
-def probe_splits(name: str, root: Path) -> tuple[list[str], str]:
-    """(probe training splits, test split): the registry's roles, train (+ val), test."""
-    if name in DATASETS:
-        spec = DATASETS[name]
-        return [spec.train_split] + ([spec.val_split] if spec.val_split else []), spec.test_split
-    splits = json.loads((root / "meta.json").read_text())["splits"]
-    return ["train"] + (["val"] if "val" in splits else []), "test"
-
-
-def view_sizes(name: str, root: Path) -> tuple[int, int]:
-    """global = the registry's training resolution, capped at the stored image side; local = half."""
-    image, _ = EncodedImages(root, "train")[0]
-    stored = min(image.shape[-2:])
-    size = min(DATASETS[name].image_size, stored) if name in DATASETS else stored
-    return size, max(1, size // 2)
 
 
 def build_config(args, overrides: dict, root: Path) -> tuple[dict, float]:
@@ -245,44 +129,6 @@ def setting_label(args, overrides: dict) -> str:
         return args.name
     label = " ".join(f"{k}={v}" for k, v in overrides.items()) or "default"
     return f"random init {label}" if args.random_init else label
-
-
-# ---------------------------------------------------------------- features and probe
-
-
-def linear_probe(encoder: torch.nn.Module, root: Path, *, name: str, size: int, config: dict) -> dict:
-    """Frozen backbone features (eval transform at the global view size) -> lejepa.probe.linear."""
-    use_cuda = config["device"] == "cuda" or (config["device"] == "auto" and torch.cuda.is_available())
-    device = torch.device("cuda" if use_cuda else "cpu")
-    train_splits, test_split = probe_splits(name, root)
-    start = time.monotonic()
-    features = {}
-    for split in [*train_splits, test_split]:
-        images = EncodedImages(root, split, transform=eval_transform(size))
-        features[split] = extract(
-            encoder.backbone, images, batch_size=256, num_workers=config["workers"], device=device, progress=False
-        )
-    extract_s = time.monotonic() - start
-    shapes = ", ".join(f"{split} {tuple(features[split][0].shape)}" for split in features)
-    print(f"features: {shapes} in {extract_s:.0f} s; fitting the linear probe ...", flush=True)
-    train_x = torch.cat([features[s][0] for s in train_splits])
-    train_y = torch.cat([features[s][1] for s in train_splits])
-    test_x, test_y = features[test_split]
-    start = time.monotonic()
-    result = probe.linear(train_x, train_y, test_x, test_y, seed=config["seed"], device=device)
-    return {
-        "probe_top1": result["accuracy"],
-        "probe_train_top1": result["train_accuracy"],
-        "probe_l2": result["l2"],
-        "probe_l2_selection": result["l2_selection"],
-        "probe_train_splits": "+".join(train_splits),
-        "probe_test_split": test_split,
-        "num_probe_train": result["num_train"],
-        "num_probe_test": result["num_test"],
-        "feature_dim": int(train_x.shape[1]),
-        "extract_s": extract_s,
-        "probe_s": time.monotonic() - start,
-    }
 
 
 # ---------------------------------------------------------------- results file
@@ -468,18 +314,8 @@ def main(argv=None) -> dict | None:
                 f"predicted {schedule['predicted_s']:.0f} s of {60 * args.minutes:.0f} s",
                 flush=True,
             )
-            run_dir = args.run_dir or scratch / "train"
-            config = {
-                **config,
-                "run": f"recipe-{args.dataset}",
-                "out_dir": str(run_dir),
-                "epochs": schedule["epochs"],
-                "max_steps_per_epoch": schedule["steps_per_epoch"],
-                "warmup_epochs": schedule["warmup_epochs"],
-            }
-            train.main(config)
-            encoder, _ = load_encoder(run_dir / "final.pt")
-            history = pd.read_csv(run_dir / "metrics.csv")
+            config = {**config, "run": f"recipe-{args.dataset}"}
+            encoder, history, config = train_on_schedule(config, schedule, args.run_dir or scratch / "train")
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         last = history.iloc[-1]

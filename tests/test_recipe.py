@@ -1,19 +1,28 @@
-"""bench/recipe.py: the budget-fitted schedule (pure arithmetic) and one tiny end-to-end run."""
+"""lejepa.recipe (the budget-fitted schedule: pure arithmetic) and its command line
+bench/recipe.py, one tiny end-to-end run."""
 
-import importlib.util
 import json
 import math
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers import write_tiny_dataset
 
+from lejepa import recipe
+
 REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("recipe", REPO / "bench" / "recipe.py")
-recipe = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(recipe)
+
+
+def run_bench(*arguments) -> subprocess.CompletedProcess:
+    """python bench/recipe.py <arguments>, one thread, output captured."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, str(REPO / "bench" / "recipe.py"), *map(str, arguments)]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
 CLASSES = 4
 
@@ -76,7 +85,7 @@ def test_overrides_parse_as_yaml_and_fitted_keys_are_refused():
 # ---------------------------------------------------------------- end to end
 
 
-def test_tiny_recipe_end_to_end(tiny_data_root, tmp_path, capsys):
+def test_tiny_recipe_end_to_end(tiny_data_root, tmp_path):
     out = tmp_path / "recipe.jsonl"
     common = [
         "--dataset", "tiny", "--data-root", str(tiny_data_root), "--out", str(out), "--threads", "1",
@@ -84,13 +93,12 @@ def test_tiny_recipe_end_to_end(tiny_data_root, tmp_path, capsys):
         "--set", "local_size=8", "--set", "n_local=2", "--set", "batch_size=16", "--set", "num_slices=32",
         "--set", "workers=0", "--calibration-steps", "2",
     ]  # fmt: skip
-    row = recipe.main([*common, "--minutes", "0.1"])
-    lines = capsys.readouterr().out.strip().splitlines()
-    match = re.fullmatch(r"linear_probe_top1: (\d+\.\d+)", lines[-1])
-    assert match and float(match.group(1)) == pytest.approx(row["probe_top1"], abs=0.006)
-
+    done = run_bench(*common, "--minutes", "0.1")
+    assert done.returncode == 0, done.stderr[-3000:]
     saved = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(saved) == 1
+    match = re.fullmatch(r"linear_probe_top1: (\d+\.\d+)", done.stdout.strip().splitlines()[-1])
+    assert match and float(match.group(1)) == pytest.approx(saved[0]["probe_top1"], abs=0.006)
     fields = {
         "dataset", "setting", "minutes", "seed", "img_per_s", "engine_epochs", "steps", "epochs_reached",
         "final_loss", "final_prediction", "final_sigreg", "probe_top1", "calibration", "schedule", "curve", "config",
@@ -108,18 +116,19 @@ def test_tiny_recipe_end_to_end(tiny_data_root, tmp_path, capsys):
     assert first["config"]["backbone"] == "test_resnet" and first["config"]["global_size"] == 16
     assert all(np.isfinite([first["final_loss"], first["final_prediction"], first["final_sigreg"]]))
 
-    baseline = recipe.main([*common, "--minutes", "0.1", "--random-init"])
-    assert baseline["steps"] == 0 and capsys.readouterr().out.strip().splitlines()[-1].startswith("linear_probe_top1: ")
+    done = run_bench(*common, "--minutes", "0.1", "--random-init")
+    assert done.returncode == 0 and done.stdout.strip().splitlines()[-1].startswith("linear_probe_top1: ")
     assert len(out.read_text().splitlines()) == 2  # appended
+    baseline = json.loads(out.read_text().splitlines()[1])
+    assert baseline["steps"] == 0
 
-    recipe.main(["--table", "--out", str(out)])
-    table = capsys.readouterr().out.strip().splitlines()
+    table = run_bench("--table", "--out", out).stdout.strip().splitlines()
     assert table[0].startswith("| # | dataset | setting |") and len(table) == 4
     assert table[3].startswith("| 2 |") and "random init" in table[3] and f"{baseline['probe_top1']:.2f}" in table[3]
 
-    recipe.main(["--plot", str(tmp_path / "curves.png"), "--rows", "1", "--out", str(out)])
+    assert run_bench("--plot", tmp_path / "curves.png", "--rows", "1", "--out", out).returncode == 0
     assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
-    with pytest.raises(ValueError, match="row 2 .*trained nothing"):
-        recipe.main(["--plot", str(tmp_path / "none.png"), "--rows", "2", "--out", str(out)])
-    with pytest.raises(ValueError, match="rows 1..2"):
-        recipe.main(["--plot", str(tmp_path / "none.png"), "--rows", "3", "--out", str(out)])
+    refused = run_bench("--plot", tmp_path / "none.png", "--rows", "2", "--out", out)
+    assert refused.returncode == 1 and re.search("row 2 .*trained nothing", refused.stderr)
+    refused = run_bench("--plot", tmp_path / "none.png", "--rows", "3", "--out", out)
+    assert refused.returncode == 1 and "rows 1..2" in refused.stderr
