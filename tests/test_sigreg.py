@@ -162,3 +162,26 @@ def test_validation():
         sigreg(torch.full((4, 3), float("nan")), step=0)
     with pytest.raises(TypeError):
         sigreg(torch.randn(4, 3))  # step is required and keyword-only
+
+
+def test_a_callable_test_gives_the_value_of_the_named_test_it_reimplements():
+    def cramer_von_mises_by_hand(projections):
+        """W^2 = 1/(12N) + sum_i (Phi(x_(i)) - (2i - 1)/(2N))^2 per column, Phi through erf."""
+        n = projections.shape[0]
+        cdf = 0.5 * (1 + torch.erf(torch.sort(projections, dim=0).values / np.sqrt(2)))
+        ranks = torch.arange(1, n + 1, dtype=projections.dtype)[:, None]
+        return 1 / (12 * n) + ((cdf - (2 * ranks - 1) / (2 * n)) ** 2).sum(0)
+
+    generator = torch.Generator().manual_seed(0)
+    for shape in ((64, 16), (3, 64, 16)):  # one view, three views
+        z = torch.randn(*shape, generator=generator, dtype=torch.float64)
+        named_z, callable_z = z.clone().requires_grad_(), z.clone().requires_grad_()
+        named = SIGReg(num_slices=32, test="cramer_von_mises")(named_z, step=5)
+        mine = SIGReg(num_slices=32, test=cramer_von_mises_by_hand)(callable_z, step=5)
+        assert mine.item() == pytest.approx(named.item(), rel=1e-12)
+        named.backward()
+        mine.backward()
+        torch.testing.assert_close(callable_z.grad, named_z.grad, rtol=1e-10, atol=1e-12)
+    assert "test=cramer_von_mises_by_hand" in repr(SIGReg(test=cramer_von_mises_by_hand))
+    with pytest.raises(ValueError, match="or a function"):
+        SIGReg(test="kolmogorov")

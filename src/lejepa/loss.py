@@ -20,7 +20,9 @@ mean, which DDP's gradient averaging turns into the global mean when the
 shards have equal sizes (drop_last=True).
 """
 
-from torch import nn
+from __future__ import annotations
+
+from torch import Tensor, nn
 
 from lejepa.sigreg import SIGReg
 from lejepa.stats import check_samples
@@ -28,9 +30,19 @@ from lejepa.stats import check_samples
 __all__ = ["LeJEPALoss", "prediction_loss"]
 
 
-def prediction_loss(*, global_z, all_z):
-    """mean over views, samples and dims of (all_z - mean of global views)^2.
-    global_z (Vg, N, K), all_z (V, N, K) -> scalar."""
+def prediction_loss(*, global_z: Tensor, all_z: Tensor) -> Tensor:
+    """Returns the prediction term: every view predicts the mean of the global views.
+
+    Args:
+        global_z:
+            Embeddings of the global views, (Vg, N, K).
+        all_z:
+            Embeddings of every view, the global ones included, (V, N, K).
+
+    Returns:
+        The mean over views, samples and dimensions of (all_z - mean of global_z over views)^2,
+        a scalar tensor.
+    """
     centers = global_z.mean(dim=0)  # (N, K)
     return ((all_z - centers) ** 2).mean()
 
@@ -38,26 +50,44 @@ def prediction_loss(*, global_z, all_z):
 class LeJEPALoss(nn.Module):
     """(1 - lam) * prediction + lam * SIGReg averaged over views.
 
-    Args:
-        lam: trade-off lambda in [0, 1] (paper default 0.05).
-        sigreg: a ``SIGReg`` module (default ``SIGReg()``).
+    Attributes:
+        lam:
+            Trade-off lambda in [0, 1] (paper default 0.05).
+        sigreg:
+            A ``SIGReg`` module (default ``SIGReg()``).
 
-    forward(global_z (Vg, N, K), all_z (V, N, K), *, step) ->
-        dict(loss, prediction, sigreg), all scalars. ``all_z`` holds every
-        view, the global ones included.
+    Examples:
+
+        >>> loss_fn = LeJEPALoss(lam=0.05)
+        >>> # embeddings of Vg global and V - Vg local views of the same N images
+        >>> terms = loss_fn(global_z, all_z, step=step)  # (Vg, N, K), (V, N, K)
+        >>> terms["loss"].backward()
     """
 
-    def __init__(self, *, lam=0.05, sigreg=None):
+    def __init__(self, *, lam: float = 0.05, sigreg: SIGReg | None = None) -> None:
         super().__init__()
         if not (isinstance(lam, (int, float)) and 0.0 <= lam <= 1.0):
             raise ValueError(f"lam must be a number in [0, 1], got {lam!r}")
         self.lam = float(lam)
         self.sigreg = SIGReg() if sigreg is None else sigreg
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"lam={self.lam}"
 
-    def forward(self, global_z, all_z, *, step):
+    def forward(self, global_z: Tensor, all_z: Tensor, *, step: int) -> dict[str, Tensor]:
+        """Returns the LeJEPA loss and its two terms.
+
+        Args:
+            global_z:
+                Embeddings of the global views, (Vg, N, K).
+            all_z:
+                Embeddings of every view, the global ones included, (V, N, K).
+            step:
+                The training step; it seeds SIGReg's directions.
+
+        Returns:
+            dict(loss, prediction, sigreg), each a scalar tensor.
+        """
         check_samples(global_z, name="global_z", ndims=(3,), expected="(Vg, N, K)")
         check_samples(all_z, name="all_z", ndims=(3,), expected="(V, N, K)")
         if global_z.shape[1:] != all_z.shape[1:]:

@@ -20,11 +20,19 @@ gradient); DDP's gradient averaging divides by world_size again, so the
 model's gradients equal those of one process holding the whole batch.
 (Treating the collectives as constants in backward instead leaves them
 scaled by 1/world_size.)
+
+A test of your own: pass ``test=`` a function from projections (N, M) to one
+statistic per column (M,); under torch.distributed it receives the projections
+of the global batch (all-gathered, like the sorting statistics).
 """
+
+from __future__ import annotations
+
+from typing import Callable
 
 import torch
 import torch.distributed as dist
-from torch import nn
+from torch import Tensor, nn
 
 from lejepa import stats
 
@@ -56,7 +64,7 @@ _SORTING_STATISTICS = {
 # --------------------------------------------------------------------------
 
 
-def _is_distributed():
+def _is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
@@ -103,14 +111,28 @@ class _AllGatherRows(torch.autograd.Function):
         return grad[ctx.start : ctx.stop]
 
 
-def global_sum(tensor):
-    """Sum over processes with the gradient convention above (identity alone)."""
+def global_sum(tensor: Tensor) -> Tensor:
+    """Sum over processes with the gradient convention above (identity alone).
+
+    Args:
+        tensor: this process's partial sums, any shape.
+
+    Returns:
+        The sum over processes, same shape; ``tensor`` itself outside torch.distributed.
+    """
     return _AllReduceSum.apply(tensor) if _is_distributed() else tensor
 
 
-def global_count(n, *, like):
-    """Total number of samples over processes: n itself outside
-    torch.distributed, else a 0-d tensor like ``like``."""
+def global_count(n: int, *, like: Tensor) -> int | Tensor:
+    """Total number of samples over processes.
+
+    Args:
+        n: this process's number of samples.
+        like: a tensor whose dtype and device the count takes under torch.distributed.
+
+    Returns:
+        ``n`` itself outside torch.distributed, else the total as a 0-d tensor like ``like``.
+    """
     if not _is_distributed():
         return n
     count = torch.tensor(float(n), dtype=like.dtype, device=like.device)
@@ -123,13 +145,20 @@ def global_count(n, *, like):
 # --------------------------------------------------------------------------
 
 
-def random_directions(*, dim, num_slices, step, kind="gaussian"):
-    """M unit directions in R^D as columns of a (D, M) float64 CPU tensor,
-    a deterministic function of ``step`` (independent of the global RNG).
+def random_directions(*, dim: int, num_slices: int, step: int, kind: str = "gaussian") -> Tensor:
+    """M unit directions in R^D, a deterministic function of ``step`` (independent of the
+    global RNG).
 
-    "gaussian": normalised N(0, I) draws from torch.Generator seeded by step.
-    "sobol": the paper's quasi-Monte-Carlo directions: scrambled Sobol points
-    (seed = step) mapped through the inverse normal CDF, then normalised.
+    Args:
+        dim: the embedding dimension D.
+        num_slices: the number of directions M.
+        step: the seed (the training step).
+        kind: "gaussian": normalised N(0, I) draws from a torch.Generator seeded by step.
+            "sobol": the paper's quasi-Monte-Carlo directions: scrambled Sobol points
+            (seed = step) mapped through the inverse normal CDF, then normalised.
+
+    Returns:
+        The directions as the columns of a (D, M) float64 CPU tensor.
     """
     if kind == "gaussian":
         generator = torch.Generator(device="cpu").manual_seed(int(step))
@@ -153,26 +182,39 @@ class SIGReg(nn.Module):
     SIGReg(z) = mean over m of test(z @ a_m), a_m the M = ``num_slices`` unit
     directions of step ``step``.
 
-    Args:
-        num_slices: number of directions M.
-        t_max, knots: Epps-Pulley quadrature (knots equally spaced on [0, t_max]).
-        test: one of ``TESTS`` (all from ``lejepa.stats``).
-        directions: "gaussian" or "sobol".
+    Attributes:
+        num_slices:
+            Number of directions M.
+        t_max, knots:
+            Epps-Pulley quadrature: ``knots`` points equally spaced on [0, t_max].
+        test:
+            One of ``TESTS`` (statistics of ``lejepa.stats``), or a function of your own
+            from projections (N, M) to one statistic per column (M,), larger = less normal.
+        directions:
+            "gaussian" or "sobol" (see ``random_directions``).
 
-    forward(z, *, step): z (N, D) -> scalar. z may also be (V, N, D) (V views
-    of the same N samples): the statistic is then computed per view with the
-    same directions and averaged over views. ``step`` (an int, the training
-    step) seeds the directions; they are drawn on CPU in float64, so they are
-    the same on every process and device, and cached for the current step.
-    Half-precision z is computed in float32, outside autocast.
+    Examples:
+
+        >>> sigreg = SIGReg(num_slices=256)
+        >>> loss = sigreg(embeddings, step=step)  # embeddings (N, D) or (V, N, D)
+        >>> # a test of your own: one statistic per column of the projections
+        >>> sigreg = SIGReg(test=lambda projections: projections.mean(0) ** 2)
     """
 
-    def __init__(self, *, num_slices=256, t_max=3.0, knots=17, test="epps_pulley", directions="gaussian"):
+    def __init__(
+        self,
+        *,
+        num_slices: int = 256,
+        t_max: float = 3.0,
+        knots: int = 17,
+        test: str | Callable[[Tensor], Tensor] = "epps_pulley",
+        directions: str = "gaussian",
+    ) -> None:
         super().__init__()
         if not isinstance(num_slices, int) or num_slices < 1:
             raise ValueError(f"num_slices must be an integer >= 1, got {num_slices!r}")
-        if test not in TESTS:
-            raise ValueError(f"test must be one of {sorted(TESTS)}, got {test!r}")
+        if not callable(test) and test not in TESTS:
+            raise ValueError(f"test must be one of {sorted(TESTS)} or a function, got {test!r}")
         if directions not in DIRECTIONS:
             raise ValueError(f"directions must be one of {DIRECTIONS}, got {directions!r}")
         stats.quadrature(t_max=t_max, knots=knots)  # validates t_max and knots
@@ -183,21 +225,36 @@ class SIGReg(nn.Module):
         self.directions = directions
         self._cached_directions = (None, None)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
+        test = getattr(self.test, "__name__", repr(self.test)) if callable(self.test) else repr(self.test)
         return (
             f"num_slices={self.num_slices}, t_max={self.t_max}, knots={self.knots}, "
-            f"test={self.test!r}, directions={self.directions!r}"
+            f"test={test}, directions={self.directions!r}"
         )
 
-    def directions_for(self, *, dim, step, device, dtype):
-        """(D, M) unit directions of ``step`` on device/dtype (cached per step)."""
+    def directions_for(self, *, dim: int, step: int, device: torch.device | str, dtype: torch.dtype) -> Tensor:
+        """The (D, M) unit directions of ``step`` on ``device`` in ``dtype`` (cached per step)."""
         key = (int(step), dim, str(device), dtype)
         if self._cached_directions[0] != key:
             a = random_directions(dim=dim, num_slices=self.num_slices, step=step, kind=self.directions)
             self._cached_directions = (key, a.to(device=device, dtype=dtype))
         return self._cached_directions[1]
 
-    def forward(self, z, *, step):
+    def forward(self, z: Tensor, *, step: int) -> Tensor:
+        """Returns the SIGReg statistic of the embeddings.
+
+        Args:
+            z:
+                Embeddings (N, D), or (V, N, D) for V views of the same N samples: the
+                statistic is then computed per view with the same directions and
+                averaged over views. Half precision is computed in float32, outside autocast.
+            step:
+                The training step. It seeds the directions, drawn on CPU in float64, so
+                they are the same on every process and device (cached for the current step).
+
+        Returns:
+            The mean of the test over directions (and views), a scalar tensor.
+        """
         stats.check_samples(z, name="z", ndims=(2, 3), expected="(N, D) or (V, N, D)")
         if z.dtype in (torch.float16, torch.bfloat16):
             z = z.float()  # the statistics need float32 resolution
@@ -209,8 +266,19 @@ class SIGReg(nn.Module):
                 projections = projections.transpose(0, 1).reshape(projections.shape[1], -1)
             return self.statistic_per_direction(projections).mean()
 
-    def statistic_per_direction(self, projections):
-        """The test on each column of projections (N, M) -> (M,), global batch."""
+    def statistic_per_direction(self, projections: Tensor) -> Tensor:
+        """The test on each column of the projections, over the global batch.
+
+        Args:
+            projections: this process's projections z @ A, (N, M).
+
+        Returns:
+            One statistic per direction, (M,).
+        """
+        if callable(self.test):
+            if _is_distributed():
+                projections = _AllGatherRows.apply(projections)
+            return self.test(projections)
         family = TESTS[self.test]
         n_local = projections.shape[0]
         if family == "characteristic_function":
@@ -229,5 +297,5 @@ class SIGReg(nn.Module):
         return _SORTING_STATISTICS[self.test](projections)
 
 
-def _global_sum_over_samples(x):
+def _global_sum_over_samples(x: Tensor) -> Tensor:
     return global_sum(x.sum(dim=0))

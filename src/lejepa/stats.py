@@ -24,10 +24,13 @@ Each family's private ``_..._columns`` function works on an (N, M) tensor
 without validation; ``lejepa.sigreg`` reuses them to reduce across processes.
 """
 
+from __future__ import annotations
+
 import math
 from functools import lru_cache
 
 import torch
+from torch import Tensor
 
 __all__ = [
     "epps_pulley",
@@ -56,10 +59,28 @@ __all__ = [
 # --------------------------------------------------------------------------
 
 
-def check_samples(x, *, name="x", min_samples=2, ndims=(1, 2), expected="(N,) or (N, M)"):
+def check_samples(
+    x: Tensor,
+    *,
+    name: str = "x",
+    min_samples: int = 2,
+    ndims: tuple[int, ...] = (1, 2),
+    expected: str = "(N,) or (N, M)",
+) -> None:
     """Raise a ValueError naming ``name`` unless x is a finite float tensor with
-    ndim in ``ndims`` (described as ``expected``) and at least ``min_samples``
-    samples (dim 0, or dim 1 for 3-d tensors)."""
+    ndim in ``ndims`` and at least ``min_samples`` samples.
+
+    Args:
+        x: the tensor to check.
+        name: its name in the error message.
+        min_samples: the fewest samples (dim 0, or dim 1 for 3-d tensors) accepted.
+        ndims: the accepted numbers of dimensions.
+        expected: the accepted shapes, as the error message describes them.
+
+    Raises:
+        TypeError: x is not a tensor.
+        ValueError: wrong shape, integer dtype, too few samples, NaN or inf.
+    """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape {expected}, got {type(x).__name__}")
     shape = tuple(x.shape)
@@ -92,11 +113,22 @@ def _sum_over_samples(x):
 # --------------------------------------------------------------------------
 
 
-def quadrature(*, t_max, knots, dtype=torch.float64, device="cpu"):
-    """Knots t_k = k * t_max / (knots - 1), the N(0, 1) characteristic function
-    exp(-t^2/2) there, and trapezoid weights on [0, t_max] doubled (the
-    integrand is even) times the Epps-Pulley weight w(t) = exp(-t^2/2).
-    Shapes: (knots,) each. Cached per device and dtype (do not modify)."""
+def quadrature(
+    *, t_max: float, knots: int, dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu"
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The Epps-Pulley quadrature on [0, t_max].
+
+    Args:
+        t_max: the integration range.
+        knots: the number of equally spaced points, t_k = k * t_max / (knots - 1).
+        dtype, device: of the returned tensors.
+
+    Returns:
+        (t, gaussian_cf, weights), each (knots,): the knots, the N(0, 1) characteristic
+        function exp(-t^2/2) there, and the trapezoid weights on [0, t_max] doubled (the
+        integrand is even) times the Epps-Pulley weight w(t) = exp(-t^2/2). Cached per
+        device and dtype: do not modify them.
+    """
     if not isinstance(knots, int) or knots < 2:
         raise ValueError(f"knots must be an integer >= 2, got {knots!r}")
     if not (isinstance(t_max, (int, float)) and math.isfinite(t_max) and t_max > 0):
@@ -115,18 +147,32 @@ def _quadrature(t_max, knots, dtype, device):
     return tuple(v.to(device=device, dtype=dtype) for v in (t, gaussian_cf, weights))
 
 
-def epps_pulley_null_mean(*, t_max=3.0):
+def epps_pulley_null_mean(*, t_max: float = 3.0) -> float:
     """E[statistic] under N(0, 1) for the exact integral over [-t_max, t_max]:
     integral of (1 - exp(-t^2)) exp(-t^2/2) dt
-    = sqrt(2 pi) erf(T / sqrt 2) - sqrt(2 pi / 3) erf(T sqrt 1.5) (1.0526 at T=3)."""
+    = sqrt(2 pi) erf(T / sqrt 2) - sqrt(2 pi / 3) erf(T sqrt 1.5).
+
+    Args:
+        t_max: the integration range T.
+
+    Returns:
+        The null mean (1.0526 at T = 3).
+    """
     return math.sqrt(2 * math.pi) * math.erf(t_max / math.sqrt(2)) - math.sqrt(2 * math.pi / 3) * math.erf(
         t_max * math.sqrt(1.5)
     )
 
 
-def ecf_sums_naive(x, *, t):
-    """Reference: sum_n cos(t_k x_n) and sum_n sin(t_k x_n), materialising the
-    (N, M, knots) tensor. x (N, M), t (K,) -> two (K, M) tensors."""
+def ecf_sums_naive(x: Tensor, *, t: Tensor) -> tuple[Tensor, Tensor]:
+    """Reference for ``ecf_sums`` that materialises the (N, M, K) tensor of angles.
+
+    Args:
+        x: samples, (N, M).
+        t: the knots, (K,).
+
+    Returns:
+        sum_n cos(t_k x_n) and sum_n sin(t_k x_n), two (K, M) tensors.
+    """
     angles = x[:, :, None] * t  # (N, M, K)
     return torch.cos(angles).sum(0).T, torch.sin(angles).sum(0).T
 
@@ -277,21 +323,38 @@ class _EcfSums(torch.autograd.Function):
         return grad, None, None
 
 
-def ecf_sums(x, *, t_max, knots):
-    """sum_n cos(t_k x_n), sum_n sin(t_k x_n) for t_k = linspace(0, t_max, knots).
-    x (N, M) -> two (K, M) tensors, differentiable, O(N * M) extra memory.
-    Half-precision inputs are computed in float32."""
+def ecf_sums(x: Tensor, *, t_max: float, knots: int) -> tuple[Tensor, Tensor]:
+    """Sums of the empirical characteristic function at t_k = linspace(0, t_max, knots),
+    differentiable, in O(N * M) extra memory.
+
+    Args:
+        x: samples, (N, M); half precision is computed in float32.
+        t_max: the last knot.
+        knots: the number of knots K.
+
+    Returns:
+        sum_n cos(t_k x_n) and sum_n sin(t_k x_n), two (K, M) tensors.
+    """
     if x.dtype not in (torch.float32, torch.float64):
         x = x.float()
     return _EcfSums.apply(x, float(t_max) / (knots - 1), knots)
 
 
-def epps_pulley_from_ecf(cos_sums, sin_sums, *, n, t_max, knots):
+def epps_pulley_from_ecf(
+    cos_sums: Tensor, sin_sums: Tensor, *, n: int | Tensor, t_max: float, knots: int
+) -> Tensor:
     """Epps-Pulley statistic from characteristic-function sums.
 
     T = N * integral over [-t_max, t_max] of |ecf(t) - exp(-t^2/2)|^2 exp(-t^2/2) dt,
     ecf(t) = (1/N) sum_n exp(i t x_n); trapezoid on [0, t_max] doubled.
-    cos_sums, sin_sums (K, M); n: number of samples (int or 0-d tensor) -> (M,)
+
+    Args:
+        cos_sums, sin_sums: the sums of ``ecf_sums``, (K, M).
+        n: the number of samples behind the sums (int or 0-d tensor).
+        t_max, knots: the quadrature the sums were taken at.
+
+    Returns:
+        The statistic per column, (M,).
     """
     _, gaussian_cf, weights = quadrature(
         t_max=t_max, knots=knots, dtype=cos_sums.dtype, device=cos_sums.device
@@ -307,7 +370,7 @@ def _epps_pulley_columns(x, *, t_max=3.0, knots=17):
     return epps_pulley_from_ecf(cos_sums, sin_sums, n=x.shape[0], t_max=t_max, knots=knots)
 
 
-def epps_pulley(x, *, t_max=3.0, knots=17):
+def epps_pulley(x: Tensor, *, t_max: float = 3.0, knots: int = 17) -> Tensor:
     """Epps-Pulley statistic against N(0, 1), the official LeJEPA convention.
 
     N * integral of |ecf(t) - exp(-t^2/2)|^2 w(t) dt, w(t) = exp(-t^2/2), over
@@ -315,7 +378,13 @@ def epps_pulley(x, *, t_max=3.0, knots=17):
     [0, t_max], doubled. Under N(0, 1) its mean is ``epps_pulley_null_mean``
     (1.0526 at t_max = 3) whatever N.
 
-    x (N,) or (N, M) -> () or (M,)
+    Args:
+        x: samples, (N,) or (N, M): one sample of N values per column.
+        t_max: the integration range [-t_max, t_max].
+        knots: quadrature points on [0, t_max].
+
+    Returns:
+        The statistic, () or (M,): one per column.
     """
     quadrature(t_max=t_max, knots=knots)  # validates t_max, knots
     return _univariate(lambda c: _epps_pulley_columns(c, t_max=t_max, knots=knots), x)
@@ -338,10 +407,16 @@ def _cramer_von_mises_columns(x):
     return 1.0 / (12 * n) + ((cdf - plotting_positions) ** 2).sum(0)
 
 
-def cramer_von_mises(x):
+def cramer_von_mises(x: Tensor) -> Tensor:
     """Cramér-von Mises W^2 against N(0, 1) (scipy's convention):
     W^2 = 1/(12N) + sum_i (Phi(x_(i)) - (2i - 1)/(2N))^2.
-    x (N,) or (N, M) -> () or (M,)"""
+
+    Args:
+        x: samples, (N,) or (N, M): one sample of N values per column.
+
+    Returns:
+        The statistic, () or (M,): one per column.
+    """
     return _univariate(_cramer_von_mises_columns, x)
 
 
@@ -355,11 +430,17 @@ def _anderson_darling_columns(x):
     return -n - (weights * (log_cdf + log_survival_reversed)).sum(0) / n
 
 
-def anderson_darling(x):
+def anderson_darling(x: Tensor) -> Tensor:
     """Anderson-Darling A^2 against N(0, 1):
     A^2 = -N - (1/N) sum_i (2i - 1) [log Phi(x_(i)) + log(1 - Phi(x_(N+1-i)))],
     with exact log-CDF tails (torch.special.log_ndtr).
-    x (N,) or (N, M) -> () or (M,)"""
+
+    Args:
+        x: samples, (N,) or (N, M): one sample of N values per column.
+
+    Returns:
+        The statistic, () or (M,): one per column.
+    """
     return _univariate(_anderson_darling_columns, x)
 
 
@@ -369,9 +450,15 @@ def _watson_columns(x):
     return _cramer_von_mises_columns(x) - n * (cdf_mean - 0.5) ** 2
 
 
-def watson(x):
+def watson(x: Tensor) -> Tensor:
     """Watson U^2 against N(0, 1): U^2 = W^2 - N (mean_i Phi(x_i) - 1/2)^2.
-    x (N,) or (N, M) -> () or (M,)"""
+
+    Args:
+        x: samples, (N,) or (N, M): one sample of N values per column.
+
+    Returns:
+        The statistic, () or (M,): one per column.
+    """
     return _univariate(_watson_columns, x)
 
 
@@ -399,9 +486,15 @@ def _shapiro_wilk_coefficients_list(n):
     return a.tolist()
 
 
-def shapiro_wilk_w(x):
-    """The Shapiro-Wilk W in [0, 1] (1 = perfectly normal), per column.
-    W = (sum_i a_i x_(i))^2 / sum_i (x_i - mean)^2. x (N, M) -> (M,)"""
+def shapiro_wilk_w(x: Tensor) -> Tensor:
+    """The Shapiro-Wilk W = (sum_i a_i x_(i))^2 / sum_i (x_i - mean)^2, per column.
+
+    Args:
+        x: samples, (N, M).
+
+    Returns:
+        W in [0, 1] per column (1 = perfectly normal), (M,).
+    """
     n = x.shape[0]
     a = torch.tensor(_shapiro_wilk_coefficients_list(n), dtype=x.dtype, device=x.device)
     numerator = (a @ torch.sort(x, dim=0).values) ** 2
@@ -413,7 +506,7 @@ def _shapiro_wilk_columns(x):
     return x.shape[0] * (1 - shapiro_wilk_w(x))
 
 
-def shapiro_wilk(x):
+def shapiro_wilk(x: Tensor) -> Tensor:
     """Shapiro-Wilk statistic N * (1 - W) (larger = less normal), appendix E.
 
     W uses Royston's approximation of the coefficients (Blom scores, corrected
@@ -421,7 +514,13 @@ def shapiro_wilk(x):
     statistics it is location-scale invariant: it tests normality, not N(0, 1).
     N * (1 - W) grows only slowly (like log N) under the null. The paper finds
     it unstable as a training loss.
-    x (N,) or (N, M) -> () or (M,)"""
+
+    Args:
+        x: samples, (N,) or (N, M): one sample of N values per column.
+
+    Returns:
+        The statistic, () or (M,): one per column.
+    """
     return _univariate(_shapiro_wilk_columns, x, min_samples=3)
 
 
@@ -443,7 +542,7 @@ def _jarque_bera_columns(x, total=_sum_over_samples, n=None):
     return mean_term + variance_term + jarque_bera_term
 
 
-def jarque_bera(x):
+def jarque_bera(x: Tensor) -> Tensor:
     """The paper's extended Jarque-Bera statistic against N(0, 1):
 
     EJB = N mean^2 + N (var - 1)^2 / 2 + N/6 (skew^2 + (kurt - 3)^2 / 4),
@@ -451,7 +550,13 @@ def jarque_bera(x):
     the classical Jarque-Bera (skewness, kurtosis) plus the same z^2 terms for
     the first two moments (population mean and variance, compared with the
     null's 0 and 1). Asymptotically chi2(4) under N(0, 1).
-    x (N,) or (N, M) -> () or (M,)"""
+
+    Args:
+        x: samples, (N,) or (N, M): one sample of N values per column.
+
+    Returns:
+        The statistic, () or (M,): one per column.
+    """
     return _univariate(_jarque_bera_columns, x)
 
 
@@ -467,7 +572,7 @@ def _moments_columns(x, k=4, total=_sum_over_samples, n=None):
     return statistic
 
 
-def moments(x, *, k=4):
+def moments(x: Tensor, *, k: int = 4) -> Tensor:
     """Moment matching against N(0, 1) up to order k:
 
     sum_{j=1..k} N mean_i(He_j(x_i))^2 / j!,
@@ -480,7 +585,14 @@ def moments(x, *, k=4):
     moments up to order k; the orthogonal basis keeps the terms from
     drowning each other (raw-moment z-scores are strongly correlated).
     k = 2 is VICReg-like: mean 0 and second moment 1.
-    x (N,) or (N, M) -> () or (M,)"""
+
+    Args:
+        x: samples, (N,) or (N, M): one sample of N values per column.
+        k: the highest moment matched.
+
+    Returns:
+        The statistic, () or (M,): one per column.
+    """
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be an integer >= 1, got {k!r}")
     return _univariate(lambda c: _moments_columns(c, k=k), x)
@@ -491,7 +603,7 @@ def moments(x, *, k=4):
 # --------------------------------------------------------------------------
 
 
-def bhep(X, *, beta=0.1):
+def bhep(X: Tensor, *, beta: float = 0.1) -> Tensor:
     """Baringhaus-Henze-Epps-Pulley statistic against N(0, I_D).
 
     N * integral |ecf(t) - exp(-|t|^2/2)|^2 phi_beta(t) dt with phi_beta the
@@ -503,7 +615,14 @@ def bhep(X, *, beta=0.1):
 
     X is NOT standardised (the classical test standardises by the sample mean
     and covariance): like the univariate statistics it tests N(0, I) itself.
-    X (N, D) -> ()"""
+
+    Args:
+        X: samples, (N, D).
+        beta: the bandwidth of the weight phi_beta.
+
+    Returns:
+        The statistic, a scalar tensor.
+    """
     check_samples(X, name="X", ndims=(2,), expected="(N, D)")
     if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
         raise ValueError(f"beta must be a positive finite number, got {beta!r}")
@@ -517,14 +636,28 @@ def bhep(X, *, beta=0.1):
     return pair_term - cross_term + constant_term
 
 
-def henze_zirkler_beta(*, n, d):
-    """Henze-Zirkler's bandwidth beta = (1/sqrt 2) ((2D + 1) N / 4)^(1/(D + 4))."""
+def henze_zirkler_beta(*, n: int, d: int) -> float:
+    """Henze-Zirkler's bandwidth beta = (1/sqrt 2) ((2D + 1) N / 4)^(1/(D + 4)).
+
+    Args:
+        n: the number of samples N.
+        d: the dimension D.
+
+    Returns:
+        beta.
+    """
     return ((2 * d + 1) * n / 4) ** (1 / (d + 4)) / math.sqrt(2)
 
 
-def henze_zirkler(X):
+def henze_zirkler(X: Tensor) -> Tensor:
     """Henze-Zirkler statistic: BHEP with its data-driven beta (see
     ``henze_zirkler_beta``), against N(0, I) without standardisation.
-    X (N, D) -> ()"""
+
+    Args:
+        X: samples, (N, D).
+
+    Returns:
+        The statistic, a scalar tensor.
+    """
     check_samples(X, name="X", ndims=(2,), expected="(N, D)")
     return bhep(X, beta=henze_zirkler_beta(n=X.shape[0], d=X.shape[1]))
