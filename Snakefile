@@ -6,7 +6,12 @@
 #   snakemake --cores all probes               # pretrain, then probe, the runs of config/probe.yaml
 #   snakemake --cores all tables/table2.csv    # a real-data table (config/tables.yaml) at the configured scale
 #   snakemake --report report.html             # every figure with its caption
+import sys
+
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
+
+from lejepa.config_errors import describe_config_error
 
 min_version("9.0")
 
@@ -18,8 +23,12 @@ configfile: "config/probe.yaml"
 configfile: "config/tables.yaml"
 
 
-# A misspelt key or an out-of-range value stops the run here, with a message naming it.
-validate(config, schema="workflow/schemas/config.schema.yaml")
+# A misspelt key or an out-of-range value stops the run here, in a few lines naming
+# the key, what is allowed and the config file that set it.
+try:
+    validate(config, schema="workflow/schemas/config.schema.yaml")
+except WorkflowError as error:
+    sys.exit(describe_config_error(error, workflow.configfiles))
 
 
 report: "workflow/report/workflow.rst"

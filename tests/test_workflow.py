@@ -21,7 +21,6 @@ import yaml
 
 from lejepa import tables
 
-from helpers import copy_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -70,12 +69,6 @@ def output_of(result: subprocess.CompletedProcess) -> str:
 def write_yaml(data: dict, path: Path) -> Path:
     path.write_text(yaml.safe_dump(data))
     return path
-
-
-@pytest.fixture
-def workflow_copy(tmp_path: Path) -> Path:
-    """The workflow's files (no outputs, no .snakemake) in a temporary directory."""
-    return copy_workflow(tmp_path / "workflow_copy")
 
 
 def planned_jobs(dry_run_output: str) -> list[str]:
@@ -182,9 +175,39 @@ def test_broken_config_stops_snakemake_with_a_message_naming_it(workflow_copy):
     broken = write_yaml({"table6": {"grid": [{"n": -5, "m": 4, "knots": 8, "d": 4}]}}, workflow_copy / "broken.yaml")
     result = run_snakemake("-n", "--configfile", str(broken), cwd=workflow_copy)
     assert result.returncode != 0
-    assert "Error validating config file" in output_of(result)
-    assert "-5 is less than the minimum of 2" in output_of(result)
-    assert "['n']" in output_of(result)
+    message = [line for line in output_of(result).splitlines() if "is extended by" not in line]
+    assert "config error at 'table6.grid.0.n': -5 is less than the minimum of 2" in message[0]
+    assert message[-1] == f"  set in: {broken}"
+    assert len(message) <= 4  # not the schema (hundreds of lines)
+
+
+def describe(config_overrides: dict, tmp_path: Path) -> str:
+    """describe_config_error's lines for config/config.yaml with ``config_overrides`` laid over it."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    from lejepa.config_errors import describe_config_error
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config.update(config_overrides)
+    override_file = write_yaml(config_overrides, tmp_path / "override.yaml")
+    with pytest.raises(WorkflowError) as error:
+        validate(config, schema=str(SCHEMA))
+    return describe_config_error(error.value, [REPO / "config" / "config.yaml", override_file])
+
+
+def test_config_error_names_key_allowed_keys_nearest_and_file(tmp_path):
+    lines = describe({"scael": "tiny"}, tmp_path).splitlines()
+    assert lines[0] == "config error: unknown key 'scael' (did you mean 'scale'?)"
+    assert lines[1].startswith("  allowed under (top level): data, pretrain, probe, resources, scale,")
+    assert lines[2] == f"  set in: {tmp_path / 'override.yaml'}"
+
+
+def test_config_error_for_a_value_names_allowed_values_and_only_the_file_that_set_it(tmp_path):
+    lines = describe({"scale": "smal"}, tmp_path).splitlines()
+    assert lines[0] == "config error at 'scale': 'smal' is not one of ['tiny', 'small', 'paper']"
+    assert lines[1] == "  allowed values: tiny, small, paper (did you mean 'small'?)"
+    assert lines[-1] == f"  set in: {tmp_path / 'override.yaml'}"  # not config/config.yaml, whose value is valid
 
 
 # ---------------------------------------------------------------- rerun scope and failures
@@ -250,7 +273,7 @@ def test_unknown_figure_setting_stops_the_dry_run(workflow_copy):
     typo = write_yaml({"synthetic": {"fig20": {"num_sample": 64}}}, workflow_copy / "typo.yaml")
     result = run_snakemake("-n", "figures/fig20.pdf", "--configfile", str(typo), cwd=workflow_copy)
     assert result.returncode != 0
-    assert "'num_sample' was unexpected" in output_of(result)
+    assert "unknown key 'synthetic.fig20.num_sample' (did you mean 'num_samples'?)" in output_of(result)
 
 
 @pytest.mark.slow
@@ -285,17 +308,15 @@ def test_figure_schema_lists_exactly_the_compute_arguments(figure):
 # ---------------------------------------------------------------- table 6
 
 
-def paper_table6_from_targets() -> dict:
+def paper_table6_from_targets(require_shared) -> dict:
     """(N, M, knots) -> (mean, std) as printed in ../shared/paper/TARGETS.md."""
-    targets = REPO.parent / "shared" / "paper" / "TARGETS.md"
-    if not targets.exists():
-        pytest.skip(f"{targets} not found")
+    targets = require_shared("paper/TARGETS.md", "the paper's table 6 numbers, transcribed there")
     rows = re.findall(r"^\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)\s*\|", targets.read_text(), re.M)
     return {(int(n), int(m), int(k)): (float(mean), float(std)) for n, m, k, mean, std in rows}
 
 
-def test_paper_table6_numbers_match_the_paper():
-    printed = paper_table6_from_targets()
+def test_paper_table6_numbers_match_the_paper(require_shared):
+    printed = paper_table6_from_targets(require_shared)
     assert len(printed) == 9
     assert set(tables.PAPER_TABLE6) == set(printed)
     for key, (mean, std) in printed.items():
