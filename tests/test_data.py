@@ -40,7 +40,13 @@ from lejepa.data.format import encode_jpeg, write_meta, write_split
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = REPO.parent / "shared" / "datasets"
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")  # torchvision 0.29
-needs_mirror = pytest.mark.skipif(not (MIRROR / "dtd" / "meta.json").is_file(), reason=f"no offline mirror at {MIRROR}")
+
+
+@pytest.fixture
+def mirror(require_shared) -> Path:
+    """The offline dataset mirror ../shared/datasets (with DTD in it)."""
+    require_shared("datasets/dtd/meta.json", "the offline dataset mirror, DTD in it")
+    return MIRROR
 
 
 def smooth_image(seed: int, height: int = 24, width: int = 32) -> np.ndarray:
@@ -137,9 +143,8 @@ def test_grayscale_jpeg_decodes_as_rgb(tmp_path):
     assert torch.equal(image[0], image[1]) and torch.equal(image[1], image[2])
 
 
-def test_shared_verify_script_accepts_our_files(tiny):
-    if not (MIRROR / "verify.py").is_file():
-        pytest.skip("no ../shared/datasets/verify.py")
+def test_shared_verify_script_accepts_our_files(tiny, require_shared):
+    require_shared("datasets/verify.py", "the mirror's own format check")
     result = subprocess.run([sys.executable, str(MIRROR / "verify.py"), str(tiny[0])], capture_output=True, text=True)
     assert "VERIFY OK" in result.stdout, result.stdout + result.stderr
 
@@ -252,7 +257,7 @@ def test_imagenet_class_lists():
     assert set(DATASETS["imagenet10"].class_wnids()) == imagenette
 
 
-@needs_mirror
+@pytest.mark.usefixtures("mirror")
 def test_registry_matches_the_mirror():
     for name, spec in DATASETS.items():
         if spec.mirror is None:
@@ -579,7 +584,7 @@ def test_tinyimagenet10_download_follows_the_mirror_recipe(tmp_path, monkeypatch
         prepare("tinyimagenet10", out_dir=tmp_path / "bad", source="download", download_dir=tmp_path / "downloads")
 
 
-@needs_mirror
+@pytest.mark.usefixtures("mirror")
 def test_prepare_dtd10_from_the_real_mirror(tmp_path):
     root = prepare("dtd10", out_dir=tmp_path, mirror_dir=MIRROR)
     mirror_meta = json.loads((MIRROR / "dtd" / "meta.json").read_text())
@@ -598,7 +603,7 @@ def test_prepare_dtd10_from_the_real_mirror(tmp_path):
 
 
 @pytest.mark.slow
-@needs_mirror
+@pytest.mark.usefixtures("mirror")
 def test_prepare_rules_run_and_a_corrupted_mirror_stops_only_what_depends_on_it(tmp_path):
     (tmp_path / "Snakefile").write_text(f"""
 configfile: "{REPO / 'config' / 'config.yaml'}"

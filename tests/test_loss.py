@@ -3,13 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from helpers import epps_pulley_numpy
 
 from lejepa import LeJEPALoss, SIGReg
 from lejepa.sigreg import random_directions
 
 
-def lejepa_loss_numpy(global_z, all_z, directions, lam):
+def lejepa_loss_numpy(global_z, all_z, directions, lam, epps_pulley_numpy):
     """Loops over views, samples and dims, as the paper writes it (with the
     squared norm divided by K, the official code's mean)."""
     v_count, n, k = all_z.shape
@@ -24,7 +23,7 @@ def lejepa_loss_numpy(global_z, all_z, directions, lam):
 
 
 @pytest.mark.parametrize("lam", [0.0, 0.05, 0.5, 1.0])
-def test_loss_matches_numpy(lam):
+def test_loss_matches_numpy(lam, epps_pulley_numpy):
     rng = np.random.default_rng(0)
     all_z = rng.normal(size=(5, 64, 8))
     all_z[:2] += 0.3  # the first two are the global views
@@ -32,7 +31,7 @@ def test_loss_matches_numpy(lam):
     loss_fn = LeJEPALoss(lam=lam, sigreg=SIGReg(num_slices=16))
     out = loss_fn(torch.tensor(global_z), torch.tensor(all_z), step=3)
     directions = random_directions(dim=8, num_slices=16, step=3).numpy()
-    loss, prediction, sigreg = lejepa_loss_numpy(global_z, all_z, directions, lam)
+    loss, prediction, sigreg = lejepa_loss_numpy(global_z, all_z, directions, lam, epps_pulley_numpy)
     assert out["loss"].item() == pytest.approx(loss, rel=1e-12)
     assert out["prediction"].item() == pytest.approx(prediction, rel=1e-12)
     assert out["sigreg"].item() == pytest.approx(sigreg, rel=1e-12)

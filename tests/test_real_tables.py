@@ -17,7 +17,6 @@ import yaml
 from lejepa import tables
 from lejepa.data import DATASETS, unavailable_reason
 
-from helpers import copy_workflow
 from test_workflow import output_of, run_snakemake, write_yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -209,29 +208,23 @@ def test_unavailable_reason_for_downloads_and_imagenet(tmp_path):
 
 
 @pytest.fixture
-def tiny_workflow(tmp_path):
-    if not (MIRROR / "flowers102" / "meta.json").exists():
-        pytest.skip(f"the offline dataset mirror {MIRROR} is missing (CI has it beside the repository)")
-    copy = copy_workflow(tmp_path / "workflow_copy")
+def tiny_workflow(workflow_copy, require_shared):
+    require_shared("datasets/flowers102/meta.json", "the offline dataset mirror the tiny tables are prepared from")
+    copy = workflow_copy
     write_yaml({"data": {"mirror_dir": str(MIRROR)}}, copy / "mirror.yaml")
     return copy
 
 
-def test_targets_not_built_yet_or_misspelt_answer_in_one_line(workflow_copy_for_dry_runs):
+def test_targets_not_built_yet_or_misspelt_answer_in_one_line(workflow_copy):
     for target, expected in [
         ("tables/table4.csv", "tables/table4.csv: not built yet; it is owed by the backbones issue"),
         ("figures/fig8.pdf", "figures/fig8.pdf: not built yet; it is owed by the sweeps issue"),
         ("tables/tabel2.csv", "tables/tabel2.csv is not a target of this workflow; nearest: tables/table2.csv"),
     ]:
-        result = run_snakemake("-n", target, cwd=workflow_copy_for_dry_runs)
+        result = run_snakemake("-n", target, cwd=workflow_copy)
         assert result.returncode == 1
         last = [line for line in output_of(result).splitlines() if line.strip()][-1]
         assert last.startswith(expected), output_of(result)
-
-
-@pytest.fixture
-def workflow_copy_for_dry_runs(tmp_path):
-    return copy_workflow(tmp_path / "workflow_copy")
 
 
 @pytest.mark.slow

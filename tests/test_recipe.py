@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import write_tiny_dataset
 
 from lejepa import recipe
 
@@ -23,17 +22,6 @@ def run_bench(*arguments) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, str(REPO / "bench" / "recipe.py"), *map(str, arguments)]
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-
-CLASSES = 4
-
-
-@pytest.fixture(scope="module")
-def tiny_data_root(tmp_path_factory):
-    """<root>/tiny: 96 train / 32 test 20-px JPEGs in the prepared-dataset format; the class sets the dominant colour."""
-    data_root = tmp_path_factory.mktemp("data")
-    write_tiny_dataset(data_root / "tiny", classes=CLASSES)
-    return data_root
-
 
 # ---------------------------------------------------------------- the schedule
 

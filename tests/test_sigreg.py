@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import scipy.special
 import torch
-from helpers import epps_pulley_numpy
 
 from lejepa import SIGReg, stats
 from lejepa.sigreg import TESTS, random_directions
@@ -20,7 +19,7 @@ def gaussian_directions_numpy(dim, num_slices, step):
     return a / np.linalg.norm(a, axis=0)
 
 
-def test_sigreg_matches_definition():
+def test_sigreg_matches_definition(epps_pulley_numpy):
     z = np.random.default_rng(0).normal(size=(200, 12))
     sigreg = SIGReg(num_slices=32)
     value = sigreg(torch.tensor(z), step=7).item()
@@ -28,7 +27,7 @@ def test_sigreg_matches_definition():
     assert value == pytest.approx(expected, rel=1e-12)
 
 
-def test_sigreg_matches_definition_float32():
+def test_sigreg_matches_definition_float32(epps_pulley_numpy):
     z = np.random.default_rng(1).normal(size=(512, 64))
     value = SIGReg(num_slices=128, knots=33)(torch.tensor(z, dtype=torch.float32), step=3).item()
     expected = epps_pulley_numpy(z @ gaussian_directions_numpy(64, 128, 3), knots=33).mean()
@@ -72,7 +71,7 @@ def test_same_step_same_value_under_different_global_seeds(directions):
     assert first != third
 
 
-def test_direction_cache_follows_dim_and_dtype():
+def test_direction_cache_follows_dim_and_dtype(epps_pulley_numpy):
     sigreg = SIGReg(num_slices=8)
     z = np.random.default_rng(2).normal(size=(50, 10))
     for dim in (4, 10, 4):
@@ -122,7 +121,7 @@ def test_gradient_matches_direct_autograd(knots):
     assert relative < 1e-5
 
 
-def test_half_precision_is_computed_in_float32():
+def test_half_precision_is_computed_in_float32(epps_pulley_numpy):
     z = torch.randn(128, 16, generator=torch.Generator().manual_seed(5)).to(torch.bfloat16)
     sigreg = SIGReg(num_slices=32)
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -23,7 +23,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import copy_workflow
 
 pytestmark = pytest.mark.slurm
 
@@ -48,10 +47,9 @@ def slurm_is_up() -> bool:
 
 
 @pytest.fixture
-def slurm_cluster():
+def slurm_cluster(require_shared):
     """A running local Slurm cluster; stopped afterwards unless it was already up."""
-    if not LOCAL_SLURM.exists():
-        pytest.skip(f"{LOCAL_SLURM} not found (expected ../shared beside the repository)")
+    require_shared("scripts/local-slurm.sh", "it starts the local Slurm cluster")
     if os.geteuid() != 0:
         pytest.skip("starting a local Slurm cluster needs root")
     was_up = slurm_is_up()
@@ -65,9 +63,9 @@ def slurm_cluster():
         subprocess.run(["timeout", "-k", "10", "120", "bash", str(LOCAL_SLURM), "stop"], capture_output=True)
 
 
-def test_table6_through_slurm(slurm_cluster, tmp_path):
+def test_table6_through_slurm(slurm_cluster, workflow_copy):
     pytest.importorskip("snakemake_executor_plugin_slurm")
-    copy = copy_workflow(tmp_path / "workflow_copy")
+    copy = workflow_copy
     (copy / "tiny.yaml").write_text(yaml.safe_dump(TINY_TABLE6))
 
     result = subprocess.run(
@@ -99,13 +97,12 @@ def test_table6_through_slurm(slurm_cluster, tmp_path):
 MIRROR = REPO.parent / "shared" / "datasets"
 
 
-def test_table2_tiny_through_slurm(slurm_cluster, tmp_path):
+def test_table2_tiny_through_slurm(slurm_cluster, workflow_copy, require_shared):
     """Table 2 at tiny scale (data preparation, pretraining, features, probes, the table)
     built by `snakemake --profile slurm`, every job an sbatch job of the local cluster."""
     pytest.importorskip("snakemake_executor_plugin_slurm")
-    if not MIRROR.is_dir():
-        pytest.skip(f"offline dataset mirror {MIRROR} not found (expected ../shared/datasets beside the repository)")
-    copy = copy_workflow(tmp_path / "workflow_copy")
+    require_shared("datasets", "the offline dataset mirror the tiny table 2 is prepared from")
+    copy = workflow_copy
     # The mirror's path is relative to the repository: point the copy at it. One CPU and
     # 2 GB per job so that two jobs share the 2-core node of local-slurm.sh.
     small_job = {"threads": 1, "mem_mb": 2000, "runtime": 15}

@@ -15,19 +15,12 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from helpers import write_tiny_dataset
 
 from lejepa import train
 from lejepa.models import load_encoder
 
 REPO = Path(__file__).resolve().parents[1]
-CLASSES = 4
-
-
-@pytest.fixture(scope="module")
-def tiny_dataset(tmp_path_factory):
-    """96 train / 32 test 20-px JPEGs in the prepared-dataset format; the class sets the dominant colour."""
-    return write_tiny_dataset(tmp_path_factory.mktemp("data") / "tiny", classes=CLASSES)
+CLASSES = 4  # of conftest's tiny_dataset
 
 
 def tiny_config(data_dir, out_dir, **overrides):

@@ -1,0 +1,104 @@
+"""Fixtures and reference computations that several test files share (test_faults.py also
+imports write_tiny_dataset and copy_workflow from here).
+
+Tests that need ../shared (the offline dataset mirror, the paper's targets, the local
+Slurm script; CI has it beside the repository) ask `require_shared`: it skips naming the
+missing path and why it is needed, and fails instead when the environment variable CI is set.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lejepa.data.format import encode_jpeg, sha256_of, split_file, write_meta, write_split
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def _require_shared(relative: str, why: str) -> Path:
+    path = SHARED / relative
+    if not path.exists():
+        message = f"needs {path} ({why}), from ../shared beside the repository"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set, so ../shared must be there: {message}", pytrace=False)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def require_shared():
+    """require_shared(path under ../shared, why the test needs it) -> the path; skips when it
+    is missing (fails when CI is set)."""
+    return _require_shared
+
+
+def _epps_pulley_numpy(x, t_max=3.0, knots=17):
+    """Official Epps-Pulley per column of x (N, M), direct cos/sin in float64."""
+    t = np.linspace(0, t_max, knots)
+    dt = t_max / (knots - 1)
+    weights = np.full(knots, 2 * dt)
+    weights[[0, -1]] = dt
+    phi = np.exp(-(t**2) / 2)
+    angles = x[:, :, None] * t
+    err = (np.cos(angles).mean(0) - phi) ** 2 + np.sin(angles).mean(0) ** 2
+    return x.shape[0] * err @ (weights * phi)
+
+
+@pytest.fixture(scope="session")
+def epps_pulley_numpy():
+    """epps_pulley_numpy(x (N, M), t_max=3.0, knots=17) -> (M,): the official Epps-Pulley
+    statistic written out in numpy (the reference of SIGReg and the loss)."""
+    return _epps_pulley_numpy
+
+
+def write_tiny_dataset(root: Path, *, classes: int) -> Path:
+    """<root>: 96 train / 32 test 20-px JPEGs in the prepared-dataset format; the class
+    sets the dominant colour."""
+    rng = np.random.default_rng(0)
+    meta = {"name": root.name, "classes": [f"class{i}" for i in range(classes)], "splits": {}, "sha256": {}}
+    for split, n in (("train", 96), ("test", 32)):
+        samples = []
+        for label in rng.integers(0, classes, n):
+            image = rng.integers(0, 60, (20, 20, 3)).astype(np.uint8)
+            image[..., label % 3] += 150
+            samples.append((encode_jpeg(image), int(label)))
+        write_split(split_file(root, split), samples)
+        meta["splits"][split] = n
+        meta["sha256"][f"{split}.npz"] = sha256_of(split_file(root, split))
+    write_meta(meta, root)
+    return root
+
+
+def copy_workflow(copy: Path) -> Path:
+    """The workflow's files (no outputs, no .snakemake) copied into ``copy``."""
+    copy.mkdir()
+    for name in ("Snakefile", "environment.yml"):
+        if (REPO / name).exists():
+            shutil.copy(REPO / name, copy / name)
+    for name in ("workflow", "config", "slurm"):
+        shutil.copytree(REPO / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+@pytest.fixture(scope="session")
+def tiny_data_root(tmp_path_factory) -> Path:
+    """<root>/tiny: `write_tiny_dataset` with 4 classes (read only: tests share it)."""
+    root = tmp_path_factory.mktemp("data")
+    write_tiny_dataset(root / "tiny", classes=4)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tiny_data_root) -> Path:
+    """The prepared dataset of `tiny_data_root`."""
+    return tiny_data_root / "tiny"
+
+
+@pytest.fixture
+def workflow_copy(tmp_path: Path) -> Path:
+    """The workflow's files (no outputs, no .snakemake) in a temporary directory."""
+    return copy_workflow(tmp_path / "workflow_copy")
