@@ -112,6 +112,17 @@ def test_config_errors_name_the_key(tiny_dataset, tmp_path):
         train.resolve_run(pretrain, "r")
 
 
+def test_pretrain_schema_and_the_engine_know_the_same_keys():
+    """workflow/schemas/pretrain.schema.yaml validates what lejepa.train.check_config takes:
+    every TRAINING_KEYS and RUNTIME_DEFAULTS key except those the workflow sets itself."""
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "pretrain.schema.yaml").read_text())
+    settings = set(schema["$defs"]["settings"]["properties"])
+    set_by_the_workflow = {"run", "scale", "data_dir", "out_dir", "threads"}  # run name, scale, paths, resources
+    assert settings == (set(train.TRAINING_KEYS) | set(train.RUNTIME_DEFAULTS)) - set_by_the_workflow
+    assert "scale" in schema["properties"]["runs"]["additionalProperties"]["properties"]
+    assert set(schema["$defs"]["resources"]["properties"]) == set(train.DEFAULT_RESOURCES)
+
+
 def test_every_configured_run_resolves():
     from snakemake.utils import validate
 
