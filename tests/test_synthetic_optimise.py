@@ -15,7 +15,7 @@ import torch
 from scipy import stats as scipy_stats
 
 from lejepa.synthetic import experiment
-from lejepa.synthetic.optimise import STATISTICS, compute_fig6, compute_fig7, compute_fig16
+from lejepa.synthetic.optimise import STATISTICS, compute_fig6, compute_fig7, compute_fig16, x_arm_distance
 from lejepa.synthetic.quadrature import DISTRIBUTIONS, compute_fig20, exact_epps_pulley, sample_projections
 
 
@@ -51,22 +51,25 @@ def test_fig6_epps_pulley_unfolds_the_x_into_a_gaussian_blob():
     # After: every projection is compatible with a normal sample.
     p_after = shapiro_p_values(after)
     assert min(p_after) > 0.01, p_after
-    # and the points left the two diagonals: |x1| = |x2| no longer holds.
-    assert np.all(np.isclose(before["x1"].abs(), before["x2"].abs()))
+    # and the points left the two diagonals through the X's centre (the official +1 offset):
+    # |x1 - 1| = |x2 - 1| no longer holds.
+    assert np.all(np.isclose((before["x1"] - 1).abs(), (before["x2"] - 1).abs()))
     assert np.median(np.abs(after["x1"].abs() - after["x2"].abs())) > 0.3
+    assert x_arm_distance(before["x1"], before["x2"]) < 0.15 < 0.35 < x_arm_distance(after["x1"], after["x2"])
 
 
 def test_fig6_long_form_columns_and_stages():
     data = compute_fig6(num_samples=20, dim=8, steps=3, statistics=list(STATISTICS))
-    assert list(data.columns) == ["statistic", "stage", "sample", "x1", "x2"]
+    assert list(data.columns) == ["statistic", "stage", "sample", "x1", "x2", "x3", "x4", "log10_initial_gradient"]
     assert set(data["stage"]) == {"before", "after"}
     assert list(dict.fromkeys(data["statistic"])) == list(STATISTICS)
     assert len(data) == 2 * 20 * len(STATISTICS)
-    # the same initial X before every statistic; the X has x2 = +-x1
+    # the same initial X before every statistic; the X, offset by +1, has x2 - 1 = +-(x1 - 1)
     befores = [g.reset_index(drop=True) for _, g in data[data["stage"] == "before"].groupby("statistic")]
+    per_statistic = ["statistic", "log10_initial_gradient"]
     for frame in befores[1:]:
-        pd.testing.assert_frame_equal(frame.drop(columns="statistic"), befores[0].drop(columns="statistic"))
-    assert np.allclose(befores[0]["x1"].abs(), befores[0]["x2"].abs())
+        pd.testing.assert_frame_equal(frame.drop(columns=per_statistic), befores[0].drop(columns=per_statistic))
+    assert np.allclose((befores[0]["x1"] - 1).abs(), (befores[0]["x2"] - 1).abs())
 
 
 def test_fig6_is_deterministic_for_a_fixed_seed():
@@ -80,7 +83,8 @@ def test_fig6_is_deterministic_for_a_fixed_seed():
 def test_fig16_has_one_block_per_case():
     cases = [{"dim": 4, "num_directions": 2}, {"dim": 6, "num_directions": 3}]
     data = compute_fig16(num_samples=10, cases=cases, steps=2, statistics=["epps_pulley", "moments"])
-    assert list(data.columns) == ["D", "M", "statistic", "stage", "sample", "x1", "x2"]
+    assert list(data.columns) == ["D", "M", "statistic", "stage", "sample", "x1", "x2", "x3", "x4",
+                                  "log10_initial_gradient"]  # fmt: skip
     assert sorted(set(zip(data["D"], data["M"]))) == [(4, 2), (6, 3)]
     assert len(data) == 2 * 2 * 2 * 10
 
@@ -103,8 +107,7 @@ def test_bad_settings_name_the_culprit():
 
 def test_fig7_resampling_16_directions_beats_a_fixed_set_16_times_larger():
     data = compute_fig7(
-        num_samples=64,
-        dim=64,
+        sizes=[{"num_samples": 64, "dim": 64}],
         steps=200,
         resampled_directions=[16],
         fixed_directions=[16, 256],
@@ -162,7 +165,8 @@ def test_every_synthetic_figure_of_this_module_draws_from_its_data():
     for figure, settings in (
         ("fig6", dict(num_samples=10, dim=4, steps=2, statistics=["epps_pulley", "henze_zirkler"])),
         ("fig16", dict(num_samples=10, cases=[{"dim": 4, "num_directions": 2}], steps=2, statistics=["watson"])),
-        ("fig7", dict(num_samples=8, dim=4, steps=2, resampled_directions=[1, 2], fixed_directions=[1, 4])),
+        ("fig7", dict(sizes=[{"num_samples": 8, "dim": 4}], steps=2, resampled_directions=[1, 2],
+                      fixed_directions=[1, 4])),
         ("fig20", dict(knots=[3, 17], repeats=1, num_samples=16)),
     ):
         compute, draw = experiment(figure)

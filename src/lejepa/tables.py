@@ -10,8 +10,8 @@ state the embedding dimension D; our grid says which D we used.
 from __future__ import annotations
 
 import math
-import platform
 import os
+import platform
 import subprocess
 from pathlib import Path
 
@@ -148,16 +148,31 @@ def table6_frame(
 def table6_markdown(frame: pd.DataFrame) -> str:
     """Render table 6 as markdown, ours beside the paper's, with the devices in the header."""
     first = frame.iloc[0]
+    baseline = "baseline_mean_ms" in frame.columns
     lines = [
         "# Table 6: time of one SIGReg forward + backward pass (ms)",
         "",
         f"Ours: {first['device']}, torch {first['torch_version']}, implementation "
         f"{first['impl']!r}, mean and std over {first['repeats']} timed runs, commit {first['commit']}.",
+    ]
+    if baseline:
+        lines.append(
+            f"Beside it, on the same device, inputs and directions: {first['baseline']!r} "
+            "(lejepa.timing; 'algorithm1' is the paper's Algorithm 1 as printed, its knots on [-5, 5])."
+        )
+    if "command" in frame.columns:
+        lines.append(f"Written by `{first['command']}`.")
+    lines += [
         f"Paper: {PAPER_TABLE6_DEVICE}, mean and std over 10 runs (the paper does not state D).",
         "",
         "| N | M | knots | D | ours mean (ms) | ours std (ms) | peak memory (MB) "
-        "| paper mean (ms) | paper std (ms) | ours / paper |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        + (
+            f"| {first['baseline']} mean (ms) | {first['baseline']} peak (MB) | ours / {first['baseline']} "
+            if baseline
+            else ""
+        )
+        + "| paper mean (ms) | paper std (ms) | ours / paper |",
+        "|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if baseline else "") + "---:|---:|---:|",
     ]
     for row in frame.itertuples(index=False):
         ratio = row.mean_ms / row.paper_mean_ms
@@ -169,6 +184,14 @@ def table6_markdown(frame: pd.DataFrame) -> str:
             _number(row.mean_ms),
             _number(row.std_ms),
             _number(row.peak_mem_mb, digits=1),
+        ]
+        if baseline:
+            cells += [
+                _number(row.baseline_mean_ms),
+                _number(row.baseline_peak_mem_mb, digits=1),
+                _number(row.mean_ms / row.baseline_mean_ms, digits=2),
+            ]
+        cells += [
             _number(row.paper_mean_ms),
             _number(row.paper_std_ms),
             _number(ratio, digits=2),
@@ -448,7 +471,9 @@ def _compute_line(frame: pd.DataFrame) -> str:
 
 def _runs_section(frame: pd.DataFrame) -> list[str]:
     runs = frame.dropna(subset=["result"]).drop_duplicates("run")
-    lines = ["", "## Runs", "", "| run | kind | backbone | pretrained on | epochs | resolution | pretraining wall time | device | commit |",
+    lines = ["", "## Runs", "",
+             "| run | kind | backbone | pretrained on | epochs | resolution | pretraining wall time | device "
+             "| commit |",
              "|---|---|---|---|---:|---:|---:|---|---|"]  # fmt: skip
     for run in runs.itertuples():
         wall = "" if pd.isna(run.pretrain_wall_s) else f"{run.pretrain_wall_s / 60:.1f} min"
@@ -481,7 +506,11 @@ def write_run_provenance(out_dir, *, device: str, threads: int) -> None:
     from lejepa.devices import resolve_device
 
     device = resolve_device(device)
-    record = {"commit": git_commit(), "device": device_name(device, threads=threads), "torch_version": torch.__version__}
+    record = {
+        "commit": git_commit(),
+        "device": device_name(device, threads=threads),
+        "torch_version": torch.__version__,
+    }
     write_text(json.dumps(record, indent=1) + "\n", Path(out_dir) / "provenance.json")
 
 
@@ -496,7 +525,8 @@ def read_result(path) -> dict:
         result = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise ValueError(
-            f"cannot read probe result {path} ({type(error).__name__}: {error}): truncated or corrupted? {remedy[0].upper()}{remedy[1:]}"
+            f"cannot read probe result {path} ({type(error).__name__}: {error}): truncated or corrupted? "
+            f"{remedy[0].upper()}{remedy[1:]}"
         ) from error
     if not isinstance(result, dict):
         raise ValueError(f"probe result {path} holds a {type(result).__name__}, not a result mapping: {remedy}")
@@ -505,7 +535,8 @@ def read_result(path) -> dict:
             value = result.get(key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low <= value <= high):
                 raise ValueError(
-                    f"probe result {path}: status ok but {key} = {value!r}, not a number in [{low:g}, {high:g}]: {remedy}"
+                    f"probe result {path}: status ok but {key} = {value!r}, "
+                    f"not a number in [{low:g}, {high:g}]: {remedy}"
                 )
     return result
 

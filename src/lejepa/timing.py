@@ -7,9 +7,17 @@ impl:
                O(N * M) extra memory);
     "naive"    the straightforward implementation that materialises the
                (N, M, knots) angles and lets autograd differentiate cos/sin;
+    "algorithm1"  the paper's Algorithm 1 as printed: complex exp of the
+               (N, M, knots) angles, knots = torch.linspace(-5, 5, knots),
+               torch.trapz, autograd (``algorithm1_sigreg``);
     "lightly"  lightly's SIGReg (lightly.loss.lejepa_loss), when installed.
 
-Every implementation gets the same z (N, D). "ours" and "naive" use the same
+Knot conventions: "ours" and "naive" put ``knots`` knots on [0, 3] (the
+official code's default) and double the integral; "algorithm1" puts ``knots``
+knots on [-5, 5]. The same ``knots`` means the same number of evaluated
+points (the same work per sample and direction), not the same rule.
+
+Every implementation gets the same z (N, D). "ours", "naive" and "algorithm1" use the same
 directions (those of one fixed step, drawn once before timing), so the
 timing covers projection, statistic and backward; lightly draws its own
 directions with torch.randn inside its forward, as it does in training.
@@ -27,9 +35,9 @@ import torch
 from lejepa import stats
 from lejepa.sigreg import SIGReg
 
-__all__ = ["time_sigreg", "naive_sigreg", "IMPLEMENTATIONS"]
+__all__ = ["time_sigreg", "naive_sigreg", "algorithm1_sigreg", "IMPLEMENTATIONS"]
 
-IMPLEMENTATIONS = ("ours", "naive", "lightly")
+IMPLEMENTATIONS = ("ours", "naive", "algorithm1", "lightly")
 
 _STEP = 0
 
@@ -46,6 +54,23 @@ def naive_sigreg(z, directions, *, t_max=3.0, knots=17):
     return (z.shape[0] * (squared_error @ weights)).mean()
 
 
+def algorithm1_sigreg(z, directions, *, t_max=5.0, knots=17):
+    """The paper's Algorithm 1 (single process), written as printed: z (N, D), directions
+    (D, M) unit columns -> the Epps-Pulley statistic averaged over the M directions.
+
+    ecf = exp(i t a^T z) averaged over samples at ``knots`` points t = linspace(-t_max,
+    t_max, knots), err = |ecf - exp(-t^2/2)|^2 exp(-t^2/2), statistic = N trapz(err, t).
+    By symmetry it equals ``lejepa.stats.epps_pulley`` with (knots + 1) // 2 knots on
+    [0, t_max] (see lejepa.synthetic.quadrature.algorithm1_knots)."""
+    t = torch.linspace(-t_max, t_max, knots, device=z.device, dtype=z.dtype)
+    exp_f = torch.exp(-0.5 * t**2)
+    x_t = (z @ directions).unsqueeze(2) * t  # (N, M, K)
+    ecf = (1j * x_t).exp().mean(0)  # (M, K) complex
+    err = (ecf - exp_f).abs().square().mul(exp_f)
+    statistic = torch.trapz(err, t, dim=1) * z.shape[0]  # (M,)
+    return statistic.mean()
+
+
 def _make_step_function(*, impl, m, knots, d, device):
     """A function z -> SIGReg(z) for the chosen implementation."""
     if impl == "ours":
@@ -57,6 +82,11 @@ def _make_step_function(*, impl, m, knots, d, device):
             dim=d, step=_STEP, device=device, dtype=torch.float32
         )
         return lambda z: naive_sigreg(z, directions, knots=knots)
+    if impl == "algorithm1":
+        directions = SIGReg(num_slices=m, knots=knots).directions_for(
+            dim=d, step=_STEP, device=device, dtype=torch.float32
+        )
+        return lambda z: algorithm1_sigreg(z, directions, knots=knots)
     if impl == "lightly":
         try:
             from lightly.loss.lejepa_loss import SIGReg as LightlySIGReg
@@ -122,3 +152,36 @@ def time_sigreg(*, n, m, knots, d=512, repeats=10, warmup=3, device="cpu", impl=
         "std_ms": statistics.stdev(times_ms),
         "peak_mem_mb": peak_mem_mb,
     }
+
+
+def summarise_table6(frame) -> dict:
+    """The numbers table 6's caption and the README quote, formatted as there, from
+    tables/table6*.csv alone (``tests/test_synthetic_captions.py`` recomputes them).
+
+    "small rows": N <= 8192, M <= 8192, at most 64 knots, except N = M = 8192. Ratios are
+    ours / paper. With a baseline column (the paper's Algorithm 1), its ratio range too."""
+    largest = (frame.N == 8192) & (frame.M == 8192)
+    small = frame[(frame.N <= 8192) & (frame.M <= 8192) & (frame.knots <= 64) & ~largest]
+    ratio = frame.mean_ms / frame.paper_mean_ms
+    summary = {
+        "device": str(frame.device.iloc[0]),
+        "torch": str(frame.torch_version.iloc[0]),
+        "commit": str(frame.commit.iloc[0]),
+        "small rows ms": f"{small.mean_ms.min():.1f}-{small.mean_ms.max():.1f}",
+        "small rows ratio": (
+            f"{(small.mean_ms / small.paper_mean_ms).min():.1f}-{(small.mean_ms / small.paper_mean_ms).max():.1f}"
+        ),
+        "rows faster than paper": str(int((ratio < 1).sum())),
+        "rows": str(len(frame)),
+    }
+    named_rows = (((8192, 8192, 16), "N=M=8192"), ((32768, 512, 16), "N=32768"), ((512, 512, 256), "256 knots"))
+    for (n, m, knots), label in named_rows:
+        row = frame[(frame.N == n) & (frame.M == m) & (frame.knots == knots)]
+        if len(row):
+            summary[f"{label} ms"] = f"{row.mean_ms.iloc[0]:.1f}"
+            summary[f"{label} ratio"] = f"{row.mean_ms.iloc[0] / row.paper_mean_ms.iloc[0]:.2f}"
+    if "baseline_mean_ms" in frame.columns:
+        speedup = frame.baseline_mean_ms / frame.mean_ms
+        summary["baseline"] = str(frame.baseline.iloc[0])
+        summary["baseline speedup"] = f"{speedup.min():.1f}-{speedup.max():.1f}"
+    return summary

@@ -23,20 +23,26 @@ if device == "cuda" and not torch.cuda.is_available():
     raise ValueError("config/config.yaml table6.device is 'cuda' but torch sees no CUDA device")
 log.info("host %s, SLURM_JOB_ID %s, device %s", platform.node(), os.environ.get("SLURM_JOB_ID", "-"), device)
 
+baseline = settings.get("baseline", "algorithm1")  # timed beside ours, same device, same z and directions
 measurements = []
 for row in settings["grid"]:
-    result = time_sigreg(
-        n=row["n"],
-        m=row["m"],
-        knots=row["knots"],
-        d=row["d"],
-        repeats=settings["repeats"],
-        warmup=settings["warmup"],
-        device=device,
-        impl=settings["impl"],
-    )
-    log.info("%s: %s", row, result)
-    measurements.append({**row, **result})
+    timed = {}
+    for impl in [settings["impl"]] + ([baseline] if baseline != "none" else []):
+        timed[impl] = time_sigreg(
+            n=row["n"],
+            m=row["m"],
+            knots=row["knots"],
+            d=row["d"],
+            repeats=settings["repeats"],
+            warmup=settings["warmup"],
+            device=device,
+            impl=impl,
+        )
+        log.info("%s %s: %s", impl, row, timed[impl])
+    measurement = {**row, **timed[settings["impl"]]}
+    if baseline != "none":
+        measurement.update({f"baseline_{key}": value for key, value in timed[baseline].items()})
+    measurements.append(measurement)
 
 frame = tables.table6_frame(
     measurements,
@@ -46,4 +52,9 @@ frame = tables.table6_frame(
     commit=tables.git_commit(),
     torch_version=torch.__version__,
 )
+if baseline != "none":
+    frame["baseline"] = baseline
+    for key in ("mean_ms", "std_ms", "peak_mem_mb"):
+        frame[f"baseline_{key}"] = [measurement[f"baseline_{key}"] for measurement in measurements]
+frame["command"] = f"snakemake --cores {snakemake.threads} {snakemake.output.csv}"
 tables.write_table6(frame, csv_path=snakemake.output.csv, md_path=snakemake.output.md)

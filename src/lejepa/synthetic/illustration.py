@@ -30,11 +30,21 @@ def sample_x_shape(n: int, *, seed: int | None = None, generator: np.random.Gene
     return np.stack([x1, sign * x1], axis=1)
 
 
+def vcreg(x: torch.Tensor) -> torch.Tensor:
+    """VCReg per column: mean^2 + (std - 1)^2 (std unbiased), x (N,) or (N, M) -> () or (M,).
+
+    The official figure scripts' negative control: it matches the first two moments
+    only, so any distribution with mean 0 and variance 1 along a direction (the X along
+    every direction among them) scores about 0 (theorem 3 of the paper)."""
+    return x.mean(0) ** 2 + (x.std(0) - 1.0) ** 2
+
+
 # ----------------------------------------------------------------------------------------
 # Shared helpers
 # ----------------------------------------------------------------------------------------
 
 STATISTIC_LABELS = {
+    "vcreg": "VCReg (mean, std)",
     "epps_pulley": "Epps-Pulley",
     "cramer_von_mises": "Cramér-von Mises",
     "anderson_darling": "Anderson-Darling",
@@ -65,7 +75,7 @@ def directional_statistics(projections: np.ndarray, statistics) -> dict[str, np.
         )
     columns = torch.as_tensor(projections, dtype=torch.float64)
     with torch.no_grad():
-        return {name: getattr(stats, name)(columns).numpy() for name in statistics}
+        return {name: (vcreg if name == "vcreg" else getattr(stats, name))(columns).numpy() for name in statistics}
 
 
 def _density_on_grid(samples: np.ndarray, grid: np.ndarray, bandwidth: float) -> np.ndarray:
@@ -230,6 +240,7 @@ def compute_fig5(
     num_directions: int = 10,
     first_direction_deg: float = 45.0,
     statistics=(
+        "vcreg",
         "epps_pulley",
         "cramer_von_mises",
         "anderson_darling",
@@ -264,6 +275,32 @@ def compute_fig5(
     frames = [pd.DataFrame(dict(part="sample", x1=points[:, 0], x2=points[:, 1]))]
     frames += _projection_frames(projections, angles_deg, grid=grid, bandwidth=bandwidth, statistics=statistics)
     return pd.DataFrame(pd.concat(frames, ignore_index=True), columns=_COLUMNS)
+
+
+ARMS_DEG = (45.0, 135.0)
+
+
+def summarise_fig5(data: pd.DataFrame) -> dict[str, str]:
+    """The numbers figure 5's caption and the README quote, formatted as there, from the data alone.
+
+    Per statistic: the direction where it peaks; Epps-Pulley on the two arms and its
+    smallest value; VCReg's largest value over all directions and its max / min ratio."""
+    values = data[data["part"] == "statistic"].pivot(index="angle_deg", columns="statistic", values="value")
+    arms = values.loc[[angle for angle in values.index if min(abs(angle - arm) for arm in ARMS_DEG) < 1e-6]]
+    peaks_on_arm = [name for name in values.columns if values[name].idxmax() in arms.index]
+    summary = {
+        "directions": str(len(values)),
+        "statistics peaking on an arm": str(len(peaks_on_arm)),
+        "statistics": str(len(values.columns)),
+    }
+    if "epps_pulley" in values:
+        summary["epps_pulley arms"] = f"{arms['epps_pulley'].min():.0f}-{arms['epps_pulley'].max():.0f}"
+        summary["epps_pulley least"] = f"{values['epps_pulley'].min():.1f}"
+    if "vcreg" in values:
+        summary["vcreg max"] = f"{values['vcreg'].max():.4f}"
+        summary["vcreg max/min"] = f"{values['vcreg'].max() / values['vcreg'].min():.1f}"
+        summary["vcreg peaks on an arm"] = "yes" if "vcreg" in peaks_on_arm else "no"
+    return summary
 
 
 def draw_fig5(data: pd.DataFrame, **settings):
@@ -340,7 +377,9 @@ def draw_fig5(data: pd.DataFrame, **settings):
             marker=marker,
             ms=3,
             lw=1,
-            label=STATISTIC_LABELS[name],
+            color="0.45" if name == "vcreg" else None,
+            ls="--" if name == "vcreg" else "-",
+            label=STATISTIC_LABELS[name] + (f" (max {rows['value'].max():.3f})" if name == "vcreg" else ""),
         )
     for arm in (45, 135):
         statistic_ax.axvline(arm, color="0.6", lw=0.8, ls=":")

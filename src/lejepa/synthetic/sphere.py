@@ -20,7 +20,16 @@ and L^2 ~ |A| harmonics can be fitted from |A| directions, which gives theorem 5
 |A|^{-alpha} = |A|^{-2 alpha / (D - 1)} at D = 3: the field is a worst case for the bound.
 
 Figure 4 turns such a field into a density on the sphere, p(u) proportional to
-exp(contrast * f(u) / std(f)), shown for alpha = 10 (smooth) and alpha = 1 (rough).
+exp(contrast * f(u) / std(f)), shown for alpha = 10 (smooth) and alpha = 1 (rough). With
+the variance above, an alpha = 10 field is almost a pure degree-1 field (a plain colour
+gradient), so figure 4 uses a Matern-type field with a length scale:
+
+    c_lm ~ N(0, (kappa^2 + l (l + 1))^{-(alpha + 1)}),
+
+the same smoothness alpha (the two variances agree up to constants once l > kappa), with
+the low degrees up to about kappa / sqrt(2 alpha + 1) carrying comparable power: smooth
+blobs of that degree for alpha = 10, and power spread up to max_degree (rough) for
+alpha = 1. kappa = 1 gives back the field above; figure 15 keeps it.
 Figure 15 plots the bound's rate, and measures the rate on S^2 by fitting the
 harmonics of degree <= L by least squares to the values at |A| Fibonacci-lattice
 directions (quasi-uniform) and computing the squared L^2 error over the whole sphere
@@ -80,13 +89,16 @@ def real_spherical_harmonics(
     return np.concatenate(blocks, axis=0)
 
 
-def sobolev_coefficients(*, alpha: float, max_degree: int, n_fields: int, rng: np.random.Generator) -> np.ndarray:
-    """Random coefficients c_lm ~ N(0, (1 + l(l+1))^{-(alpha+1)}) of ``n_fields`` fields of smoothness alpha.
+def sobolev_coefficients(
+    *, alpha: float, max_degree: int, n_fields: int, rng: np.random.Generator, kappa: float = 1.0
+) -> np.ndarray:
+    """Random coefficients c_lm ~ N(0, (kappa^2 + l(l+1))^{-(alpha+1)}) of ``n_fields`` fields of smoothness alpha.
 
-    Returns (n_fields, (max_degree+1)^2).
+    ``kappa`` (a length scale, in degrees) only reshapes the low degrees; see the module
+    docstring. Returns (n_fields, (max_degree+1)^2).
     """
     degrees = harmonic_degrees(max_degree)
-    scale = (1.0 + degrees * (degrees + 1.0)) ** (-(alpha + 1.0) / 2.0)
+    scale = (kappa**2 + degrees * (degrees + 1.0)) ** (-(alpha + 1.0) / 2.0)
     return rng.standard_normal((n_fields, len(degrees))) * scale
 
 
@@ -111,14 +123,19 @@ def compute_fig4(
     n_polar: int = 80,
     n_azimuth: int = 160,
     contrast: float = 1.5,
+    kappa: float = 20.0,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Densities p(u) = exp(contrast * f(u) / std(f)) / Z of random fields f of smoothness alpha.
+    """Densities p(u) = exp(contrast * f(u) / std(f)) / Z of random Matern-type fields f of
+    smoothness alpha and length scale kappa (``sobolev_coefficients``).
 
     Evaluated at the centres of an (n_polar, n_azimuth) latitude-longitude grid and
     normalised so that p integrates to 1 over the sphere. Columns: alpha, draw, polar,
-    azimuth, density.
+    azimuth, density, mean_degree (the field's power-weighted mean harmonic degree,
+    sum_lm l c_lm^2 / sum_lm c_lm^2, one value per draw).
     """
+    if not (isinstance(kappa, (int, float)) and kappa > 0):
+        raise ValueError(f"setting 'kappa' must be a positive number, got {kappa!r}")
     n_draws = _check_positive_int("n_draws", n_draws)
     max_degree = _check_positive_int("max_degree", max_degree)
     n_polar = _check_positive_int("n_polar", n_polar, minimum=4)
@@ -135,9 +152,11 @@ def compute_fig4(
     frames = []
     for alpha in alphas:
         coefficients = sobolev_coefficients(
-            alpha=alpha, max_degree=max_degree, n_fields=n_draws, rng=rng
+            alpha=alpha, max_degree=max_degree, n_fields=n_draws, rng=rng, kappa=kappa
         )  # (n_draws, H)
         coefficients[:, 0] = 0.0  # the constant only rescales the density
+        degrees = harmonic_degrees(max_degree)
+        mean_degrees = (coefficients**2 @ degrees) / (coefficients**2).sum(axis=1)
         for draw, field in enumerate(coefficients @ harmonics.T):  # field (P,)
             log_density = contrast * field / np.sqrt(np.average(field**2, weights=area))
             density = np.exp(log_density - log_density.max())
@@ -146,11 +165,22 @@ def compute_fig4(
             frames.append(
                 pd.DataFrame(
                     dict(
-                        alpha=alpha, draw=draw, polar=polar_grid.ravel(), azimuth=azimuth_grid.ravel(), density=density
+                        alpha=alpha, draw=draw, polar=polar_grid.ravel(), azimuth=azimuth_grid.ravel(), density=density,
+                        mean_degree=round(float(mean_degrees[draw]), 3),
                     )
                 )
             )
     return pd.concat(frames, ignore_index=True)
+
+
+def summarise_fig4(data: pd.DataFrame) -> dict[str, str]:
+    """The numbers figure 4's caption quotes, formatted as there, from the data alone:
+    per alpha, the range over draws of the fields' power-weighted mean degree."""
+    summary = {}
+    for alpha, rows in data.groupby("alpha", sort=False):
+        per_draw = rows.groupby("draw")["mean_degree"].first()
+        summary[f"alpha={alpha:g} mean degree"] = f"{per_draw.min():.1f}-{per_draw.max():.1f}"
+    return summary
 
 
 def _closed_grid(values: np.ndarray) -> np.ndarray:
