@@ -1,5 +1,6 @@
 # LeJEPA (Balestriero & LeCun, arXiv 2511.08544): every figure and table of the paper.
 #
+#   snakemake --cores all                      # the synthetic figures (the default target, `all`)
 #   snakemake --cores all figures/fig6.pdf     # one figure
 #   snakemake --cores all synthetic            # every target that needs no data and no GPU
 #   snakemake --profile slurm synthetic        # the same through Slurm (slurm/config.yaml)
@@ -34,9 +35,13 @@ except WorkflowError as error:
 report: "workflow/report/workflow.rst"
 
 
+# Bookkeeping rules run where Snakemake runs, never as cluster jobs (so do the
+# downloads and the table assembly: `localrule: True` in their rules).
 localrules:
     all,
     synthetic,
+    probes,
+    real_tables,
 
 
 include: "workflow/rules/common.smk"
@@ -48,11 +53,13 @@ include: "workflow/rules/probe.smk"
 include: "workflow/rules/tables.smk"
 
 
+# A bare `snakemake --cores all` builds the synthetic figures: minutes on a laptop, no
+# data, no GPU. It leaves out table 6 (timings of the machine that ran it: ask for
+# tables/table6.csv) and everything that pretrains (probes, real_tables).
 rule all:
     default_target: True
     input:
-        synthetic_targets(),
-        probe_targets(),
+        synthetic_figure_targets(),
 
 
 rule synthetic:

@@ -60,6 +60,7 @@ def dataset_meta(name):
 
 
 PRETRAIN_RUNS = sorted(config["pretrain"]["runs"])
+RETRIES = config["retries"]  # of pretrain, extract_features and probe jobs
 
 
 def pretrain_settings(run):

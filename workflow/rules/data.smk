@@ -16,6 +16,7 @@ for dataset, spec in DATASETS.items():
             splits=[f"{dataset_dir(dataset)}/{split}.npz" for split in spec.splits],
         log:
             f"logs/prepare/{dataset}.log",
+        localrule: True  # downloads: compute nodes are often offline
         conda:
             "../../environment.yml"
         threads: config["resources"]["data"]["threads"]

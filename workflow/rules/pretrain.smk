@@ -8,13 +8,17 @@
 # must survive so that rerunning the job resumes where it stopped. The params hold
 # only this run's resolved settings, so editing one run (or its scale) reruns only
 # the runs concerned; a run whose training settings changed starts afresh.
+#
+# A preempted, killed or timed-out job is retried (`retries`), and the retry resumes
+# from checkpoint.pt, with more time on Slurm (runtime x attempt). final.pt is
+# protected (read-only): retraining a finished run means deleting it first.
 
 
 rule pretrain:
     input:
         meta=lambda wc: dataset_meta(pretrain_settings(wc.run)[0]["dataset"]),
     output:
-        final="runs/{run}/final.pt",
+        final=protected("runs/{run}/final.pt"),
         metrics="runs/{run}/metrics.csv",
     log:
         "logs/pretrain/{run}.log",
@@ -22,12 +26,13 @@ rule pretrain:
         "benchmarks/pretrain/{run}.tsv"
     wildcard_constraints:
         run="|".join(re.escape(run) for run in PRETRAIN_RUNS) or "(?!)",  # (?!) matches nothing
+    retries: RETRIES
     conda:
         "../../environment.yml"
     threads: lambda wc: pretrain_settings(wc.run)[1]["threads"]
     resources:
         mem_mb=lambda wc: pretrain_settings(wc.run)[1]["mem_mb"],
-        runtime=lambda wc: pretrain_settings(wc.run)[1]["runtime"],
+        runtime=lambda wc, attempt: pretrain_settings(wc.run)[1]["runtime"] * attempt,
         gpu=lambda wc: pretrain_settings(wc.run)[1]["gpus"],
         slurm_extra=lambda wc: pretrain_settings(wc.run)[1].get("slurm_extra", ""),
     params:

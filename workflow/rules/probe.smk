@@ -26,12 +26,13 @@ rule extract_features:
         run=r"[^/]+",
         dataset=r"[^/]+",
         split=r"train|val|test",
+    retries: RETRIES
     conda:
         "../../environment.yml"
     threads: config["resources"]["probe"]["threads"]
     resources:
         mem_mb=config["resources"]["probe"]["mem_mb"],
-        runtime=config["resources"]["probe"]["runtime"],
+        runtime=lambda wc, attempt: config["resources"]["probe"]["runtime"] * attempt,
         gpu=config["resources"]["probe"].get("gpus", 0),
     params:
         encoder=lambda wc: probe_encoder_spec(wc.run),
@@ -51,6 +52,7 @@ rule few_shot_indices:
     wildcard_constraints:
         dataset=r"[^/]+",
         shots=r"[1-9][0-9]*",
+    localrule: True
     params:
         seeds=config["probe"]["few_shot"]["seeds"],
     run:
@@ -76,12 +78,13 @@ rule probe:
         run=r"[^/]+",
         probe=PROBE_PATTERN,
         dataset=r"[^/]+",
+    retries: RETRIES
     conda:
         "../../environment.yml"
     threads: config["resources"]["probe"]["threads"]
     resources:
         mem_mb=config["resources"]["probe"]["mem_mb"],
-        runtime=config["resources"]["probe"]["runtime"],
+        runtime=lambda wc, attempt: config["resources"]["probe"]["runtime"] * attempt,
         gpu=config["resources"]["probe"].get("gpus", 0),
     params:
         encoder=lambda wc: probe_encoder_spec(wc.run),

@@ -28,6 +28,7 @@ rule real_table:
         "logs/tables/{table}.log",
     wildcard_constraints:
         table="|".join(REAL_TABLES) or "(?!)",
+    localrule: True  # assembles results/ into a table: seconds
     conda:
         "../../environment.yml"
     params:
@@ -51,6 +52,7 @@ rule fig12:
         png="figures/fig12.png",
     log:
         "logs/figures/fig12.log",
+    localrule: True  # assembles results/ into a table: seconds
     conda:
         "../../environment.yml"
     script:
