@@ -291,6 +291,20 @@ def test_prepare_settings_hold_only_what_the_dataset_uses():
         prepare_settings("imagenet1k", config)
 
 
+def test_auto_source_takes_the_mirror_where_it_holds_the_dataset_and_downloads_elsewhere(tmp_path):
+    mirror = tmp_path / "mirror"
+    (mirror / "cifar10").mkdir(parents=True)
+    (mirror / "cifar10" / "meta.json").write_text("{}")
+    config = {"source": "auto", "mirror_dir": str(mirror), "download_dir": "d"}
+    assert prepare_settings("cifar10", config) == {"source": "mirror", "mirror_dir": str(mirror)}
+    assert prepare_settings("flowers102", config) == {"source": "download", "download_dir": "d"}  # not mirrored here
+    assert prepare_settings("cifar100", config) == {"source": "download", "download_dir": "d"}  # never mirrored
+    outside = {**config, "mirror_dir": str(tmp_path / "no_such_mirror")}  # a user without ../shared
+    assert prepare_settings("cifar10", outside)["source"] == "download"
+    assert prepare_settings("food10", outside)["source"] == "mirror"  # a stand-in that exists only in the mirror
+    assert prepare_settings("cifar10", {})["source"] in ("mirror", "download")  # auto is the default
+
+
 def test_config_file_passes_its_schema_and_bad_values_do_not():
     from snakemake.utils import validate
 
@@ -465,10 +479,10 @@ def test_tinyimagenet10_is_the_first_10_classes_of_the_mirror(tmp_path, monkeypa
     assert meta["wnids"] == [f"n{1000000 + c:08d}" for c in range(10)]
     assert meta["label"] == "tinyimagenet10 (stand-in for ImageNet-10)"
     for split, (encoded, labels) in splits.items():
-        kept = [(e, l) for e, l in zip(encoded, labels) if l < 10]
+        kept = [(e, label) for e, label in zip(encoded, labels) if label < 10]
         with np.load(root / f"{split}.npz") as arrays:
             o = arrays["offsets"]
-            assert arrays["labels"].tolist() == [l for _, l in kept]
+            assert arrays["labels"].tolist() == [label for _, label in kept]
             assert [arrays["jpeg"][o[i] : o[i + 1]].tobytes() for i in range(len(kept))] == [e for e, _ in kept]
     assert meta["splits"] == {"train": 30, "test": 20}
 

@@ -31,6 +31,6 @@ for dataset, spec in DATASETS.items():
 
 
 rule prepare_mirrored:
-    """Every dataset the offline mirror can serve (with data.source: mirror)."""
+    """Every dataset the offline mirror can serve (with data.source: auto or mirror)."""
     input:
         [dataset_meta(name) for name, spec in DATASETS.items() if spec.mirror],

@@ -140,7 +140,8 @@ _SPECS = [
         prepare_from="torchvision",
         download=_torchvision("OxfordIIITPet", "https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz",
                               "5c4f3ee8e5d25df40f4fd59a7f44e54c",
-                              "oxford-iiit-pet/ (images.tar.gz, annotations.tar.gz md5 95a8c909bbe2e81eed6a22bccdf3f68f)"),
+                              "oxford-iiit-pet/ (images.tar.gz, "
+                              "annotations.tar.gz md5 95a8c909bbe2e81eed6a22bccdf3f68f)"),
         notes="train = the official trainval list",
     ),
     DatasetSpec(
@@ -158,7 +159,8 @@ _SPECS = [
         prepare_from="torchvision",
         download=_torchvision("StanfordCars", "https://ai.stanford.edu/~jkrause/cars/car_dataset.html",
                               "", "stanford_cars/ (devkit/, cars_train/, cars_test/, cars_test_annos_withlabels.mat)"),
-        notes="the original URL is dead and torchvision cannot download it: find a copy (e.g. on Kaggle) and place it by hand",
+        notes="the original URL is dead and torchvision cannot download it: "
+        "find a copy (e.g. on Kaggle) and place it by hand",
     ),
     DatasetSpec(
         name="stl10", title="STL-10", num_classes=10, image_size=96, native_size=96,
@@ -240,13 +242,23 @@ def get_spec(name: str) -> DatasetSpec:
     return DATASETS[name]
 
 
+def auto_source(spec: DatasetSpec, mirror_dir) -> str:
+    """data.source: auto. The mirror when it holds the dataset (or the dataset exists only
+    there), else the official download: the same config serves this project's machines
+    and anyone else's."""
+    in_mirror = spec.mirror is not None and (Path(mirror_dir) / spec.mirror / "meta.json").is_file()
+    return "mirror" if in_mirror or spec.download is None else "download"
+
+
 def prepare_settings(name: str, data_config: dict) -> dict:
     """The keyword arguments of `prepare` that matter for `name`, taken from the config's `data:`
     section: a rule's params hold only these, so editing another dataset's settings reruns nothing."""
     spec = get_spec(name)
     if spec.user_path == "imagenet_dir":
         return {"imagenet_dir": data_config.get("imagenet_dir")}
-    source = data_config.get("source", "mirror")
+    source = data_config.get("source", "auto")
+    if source == "auto":
+        source = auto_source(spec, data_config.get("mirror_dir", "../shared/datasets"))
     settings = {"source": source}
     if spec.user_path == "galaxy10_h5":
         settings["galaxy10_h5"] = data_config.get("galaxy10_h5")
