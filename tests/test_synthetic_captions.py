@@ -52,12 +52,14 @@ QUOTED = {
     ],
     "fig7": [
         "null mean", "N=128 D=512 resampled 16", "N=128 D=512 fixed largest", "N=512 D=128 resampled 16",
-        "N=512 D=128 fixed largest",
+        "N=512 D=128 fixed largest", "N=512 D=128 fixed M matching resampled 16",
+        "N=512 D=128 largest fixed above resampled 16", "N=512 D=128 resampled best",
     ],
     "fig20": [
         "T=3 gaussian median 17", "T=3 gaussian slope 9-49", "T=3 draws above 1e-3 at 17",
         "T=5 gaussian median 17", "T=5 gaussian slope 9-49", "T=5 heavy_tail median 17",
-        "algorithm1 gaussian median", "algorithm1 worst median",
+        "algorithm1 gaussian median", "algorithm1 worst median", "T=3 distributions above 1e-3 at 17",
+        "T=5 distributions above 1e-3 at 17",
     ],
 }  # fmt: skip
 

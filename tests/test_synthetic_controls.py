@@ -176,3 +176,29 @@ def test_algorithm1_matches_a_numpy_trapezoid_and_our_rule_with_half_the_knots()
     assert float(same_rule) == pytest.approx(reference, rel=1e-10)
     with pytest.raises(ValueError, match="odd"):
         algorithm1_knots(16)
+
+
+def test_table6_times_algorithm1_beside_ours_and_renders_both():
+    from lejepa import tables
+    from lejepa.timing import summarise_table6, time_sigreg
+
+    measurements = []
+    for n, m, knots in ((64, 8, 16), (512, 512, 16)):
+        ours = time_sigreg(n=n, m=m, knots=knots, d=16, repeats=2, warmup=0, impl="ours")
+        baseline = time_sigreg(n=n, m=m, knots=knots, d=16, repeats=2, warmup=0, impl="algorithm1")
+        assert baseline["peak_mem_mb"] > 0 and baseline["mean_ms"] > 0
+        measurements.append(
+            {"n": n, "m": m, "knots": knots, "d": 16, **ours, **{f"baseline_{k}": v for k, v in baseline.items()}}
+        )
+    frame = tables.table6_frame(measurements, device="cpu: test", impl="ours", repeats=2, commit="abc1234",
+                                torch_version=torch.__version__)  # fmt: skip
+    frame["baseline"] = "algorithm1"
+    for key in ("mean_ms", "std_ms", "peak_mem_mb"):
+        frame[f"baseline_{key}"] = [row[f"baseline_{key}"] for row in measurements]
+    frame["command"] = "snakemake --cores 1 tables/table6.csv"
+    markdown = tables.table6_markdown(frame)
+    assert "| algorithm1 mean (ms) |" in markdown and "`snakemake --cores 1 tables/table6.csv`" in markdown
+    row = markdown.splitlines()[-1].split("|")
+    assert float(row[10]) == pytest.approx(frame.mean_ms.iloc[-1] / frame.baseline_mean_ms.iloc[-1], abs=0.006)
+    summary = summarise_table6(frame)
+    assert summary["baseline"] == "algorithm1" and summary["commit"] == "abc1234"

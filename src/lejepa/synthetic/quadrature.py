@@ -40,6 +40,16 @@ DISTRIBUTION_LABELS = {
 }
 
 
+PLAIN_NAMES = {
+    "gaussian": "Gaussian",
+    "uniform": "uniform",
+    "bimodal": "bimodal",
+    "x_projection": "X-projection",
+    "heavy_tail": "Student-t(3)",
+    "collapsed": "collapsed",
+}
+
+
 def sample_projections(distribution: str, *, num_samples: int, rng: np.random.Generator) -> np.ndarray:
     """Draw ``num_samples`` 1-D projected embeddings from a named distribution, shape (N,)."""
     if distribution == "gaussian":
@@ -112,6 +122,9 @@ def summarise_fig20(data: pd.DataFrame) -> dict[str, str]:
             summary[f"{name} gaussian median 17"] = f"{_at(data, t_max=t_max, knots=17, distribution='gaussian').median():.0e}"
             summary[f"{name} gaussian max 17"] = f"{_at(data, t_max=t_max, knots=17, distribution='gaussian').max():.0e}"
             summary[f"{name} draws above 1e-3 at 17"] = f"{int((at17 > 1e-3).sum())} of {len(at17)}"
+            rows = data[(data["t_max"] == t_max) & (data["knots"] == 17) & (data["relative_error"] > 1e-3)]
+            names = [PLAIN_NAMES.get(d, d) for d in DISTRIBUTIONS if d in set(rows["distribution"])]
+            summary[f"{name} distributions above 1e-3 at 17"] = ", ".join(names) or "none"
             heavy = _at(data, t_max=t_max, knots=17, distribution="heavy_tail")
             if len(heavy):
                 summary[f"{name} heavy_tail median 17"] = f"{heavy.median():.0e}"
