@@ -155,7 +155,8 @@ def read_rows(path: Path) -> list[dict]:
 
 def markdown_table(rows: list[dict]) -> str:
     lines = [
-        "| # | dataset | setting | minutes | img/s | epochs | steps | loss / pred / sigreg | linear probe top-1 (%) | seed |",
+        "| # | dataset | setting | minutes | img/s | epochs | steps | loss / pred / sigreg "
+        "| linear probe top-1 (%) | seed |",
         "|---:|---|---|---:|---:|---:|---:|---|---:|---:|",
     ]
     for number, r in enumerate(rows, 1):
@@ -163,7 +164,8 @@ def markdown_table(rows: list[dict]) -> str:
         losses = f"{r['final_loss']:.3f} / {r['final_prediction']:.3f} / {r['final_sigreg']:.3f}" if trained else "–"
         img_per_s = f"{r['img_per_s']:.0f}" if trained else "–"
         lines.append(
-            f"| {number} | {r['dataset']} | {r['setting']} | {r['minutes']:g} | {img_per_s} | {r['epochs_reached']:.2f} | "
+            f"| {number} | {r['dataset']} | {r['setting']} | {r['minutes']:g} | {img_per_s} "
+            f"| {r['epochs_reached']:.2f} | "
             f"{r['steps']} | {losses} | {r['probe_top1']:.2f} | {r['seed']} |"
         )
     return "\n".join(lines)

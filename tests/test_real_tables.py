@@ -13,11 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from test_workflow import output_of, run_snakemake, write_yaml
 
 from lejepa import tables
 from lejepa.data import DATASETS, unavailable_reason
-
-from test_workflow import output_of, run_snakemake, write_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = REPO.parent / "shared" / "datasets"
@@ -85,7 +84,9 @@ TOY_TABLE = {
         }
     },
 }
-TOY_KINDS = {"data_a_net": "pretrained", "special_b": "pretrained", "data_c_net": "pretrained", "random_net": "random_init"}
+TOY_KINDS = {
+    "data_a_net": "pretrained", "special_b": "pretrained", "data_c_net": "pretrained", "random_net": "random_init"
+}  # fmt: skip
 
 
 def toy_cells(unavailable=lambda name: None):
@@ -132,8 +133,9 @@ def test_an_unknown_run_or_scale_is_an_error_naming_it():
 def toy_frame(accuracies: dict[tuple[str, str], float]):
     cells = toy_cells()
     results = {
-        f"results/{c['run']}/linear/{c['dataset']}.json": {"status": "ok", "accuracy": accuracies[(c["row"], c["column"])],
-                                                            "std": 0.0, "seeds": [0], "num_train": 10}  # fmt: skip
+        f"results/{c['run']}/linear/{c['dataset']}.json": {
+            "status": "ok", "accuracy": accuracies[(c["row"], c["column"])], "std": 0.0, "seeds": [0], "num_train": 10
+        }  # fmt: skip
         for c in cells
         if c["result"]
     }
@@ -197,7 +199,8 @@ def test_unavailable_reason_reads_the_mirror_the_prepared_data_and_the_download_
 def test_unavailable_reason_for_downloads_and_imagenet(tmp_path):
     offline = lambda host: f"{host} unreachable"  # noqa: E731
     reason = unavailable_reason("pets", root=tmp_path, source="download", check_host=offline)
-    assert reason == "needs download: https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz (www.robots.ox.ac.uk unreachable)"
+    url = "https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz"
+    assert reason == f"needs download: {url} (www.robots.ox.ac.uk unreachable)"
     assert unavailable_reason("pets", root=tmp_path, source="download", check_host=lambda host: None) is None
     assert "ImageNet-1k" in unavailable_reason("imagenet10", root=tmp_path, imagenet_dir=None)
     (tmp_path / "inet" / "train").mkdir(parents=True)
@@ -246,8 +249,9 @@ def test_paper_scale_plans_gpu_pretraining_and_says_what_is_missing(tiny_workflo
 
 @pytest.mark.slow
 def test_tiny_tables_3_and_5_and_figure_12_end_to_end(tiny_workflow):
-    result = run_snakemake("--cores", "2", "tables/table3.csv", "tables/table5.csv", "figures/fig12.pdf",
-                           "--config", "scale=tiny", "--configfile", "mirror.yaml", cwd=tiny_workflow, timeout=900)  # fmt: skip
+    targets = ["tables/table3.csv", "tables/table5.csv", "figures/fig12.pdf"]
+    result = run_snakemake("--cores", "2", *targets, "--config", "scale=tiny", "--configfile", "mirror.yaml",
+                           cwd=tiny_workflow, timeout=900)  # fmt: skip
     assert result.returncode == 0, output_of(result)[-5000:]
 
     table3 = pd.read_csv(tiny_workflow / "tables" / "table3.csv")
@@ -301,7 +305,8 @@ def test_readme_run_budgets_match_the_committed_tables():
     """The README's prose on table 3: epochs, minutes and the 4.4x more images of transfer."""
     frame = pd.read_csv(REPO / "tables" / "table3.csv").dropna(subset=["pretrain_wall_s"]).drop_duplicates("run")
     runs = frame.set_index("run")
-    transfer, in_domain = runs.loc["tinyimagenet100_resnet18"], runs.loc[["flowers102_resnet18", "flowers102_resnet34", "flowers102_resnext26ts"]]
+    transfer = runs.loc["tinyimagenet100_resnet18"]
+    in_domain = runs.loc[["flowers102_resnet18", "flowers102_resnet34", "flowers102_resnext26ts"]]
     assert transfer.epochs == 4 and round(transfer.pretrain_wall_s / 60) == 30
     assert (in_domain.epochs == 20).all() and in_domain.pretrain_wall_s.between(9 * 60, 15 * 60).all()
     images = {name: DATASETS[name].sizes["train"] for name in ("tinyimagenet100", "flowers102")}

@@ -23,7 +23,6 @@ import pandas as pd
 import pytest
 import yaml
 
-
 pytestmark = pytest.mark.slurm
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,7 +8,6 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
-
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 

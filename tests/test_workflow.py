@@ -21,7 +21,6 @@ import yaml
 
 from lejepa import tables
 
-
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -223,7 +222,9 @@ def test_editing_one_figure_reruns_only_that_figure(workflow_copy):
     build = run_snakemake("--cores", "1", *targets, "--configfile", str(before), cwd=workflow_copy)
     assert build.returncode == 0, output_of(build)
 
-    unchanged = run_snakemake("-n", *targets, "--rerun-triggers", "params", "--configfile", str(before), cwd=workflow_copy)
+    unchanged = run_snakemake(
+        "-n", *targets, "--rerun-triggers", "params", "--configfile", str(before), cwd=workflow_copy
+    )
     assert planned_jobs(unchanged.stdout) == [], unchanged.stdout
 
     edited = run_snakemake("-n", *targets, "--rerun-triggers", "params", "--configfile", str(after), cwd=workflow_copy)
@@ -302,8 +303,12 @@ def test_figure_schema_lists_exactly_the_compute_arguments(figure):
     arguments = set(inspect.signature(compute).parameters)
     block = yaml.safe_load(SCHEMA.read_text())["properties"]["synthetic"]["properties"][figure]
     listed = set(block.get("properties", {}))
-    assert block.get("additionalProperties") is False, f"synthetic.{figure} in {SCHEMA} accepts any key; list {sorted(arguments)}"
-    assert listed == arguments, f"{SCHEMA} synthetic.{figure}: missing {sorted(arguments - listed)}, extra {sorted(listed - arguments)}"
+    assert block.get("additionalProperties") is False, (
+        f"synthetic.{figure} in {SCHEMA} accepts any key; list {sorted(arguments)}"
+    )
+    assert listed == arguments, (
+        f"{SCHEMA} synthetic.{figure}: missing {sorted(arguments - listed)}, extra {sorted(listed - arguments)}"
+    )
 
 
 # ---------------------------------------------------------------- table 6
@@ -312,7 +317,8 @@ def test_figure_schema_lists_exactly_the_compute_arguments(figure):
 def paper_table6_from_targets(require_shared) -> dict:
     """(N, M, knots) -> (mean, std) as printed in ../shared/paper/TARGETS.md."""
     targets = require_shared("paper/TARGETS.md", "the paper's table 6 numbers, transcribed there")
-    rows = re.findall(r"^\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)\s*\|", targets.read_text(), re.M)
+    row = r"^\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)\s*\|"
+    rows = re.findall(row, targets.read_text(), re.M)
     return {(int(n), int(m), int(k)): (float(mean), float(std)) for n, m, k, mean, std in rows}
 
 
@@ -325,10 +331,10 @@ def test_paper_table6_numbers_match_the_paper(require_shared):
         assert tables.PAPER_TABLE6[key][1] == pytest.approx(std, abs=5e-4)
 
 
-def test_default_grid_is_the_papers_grid():
+def test_default_grid_is_the_papers_grid(require_shared):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     grid = {(row["n"], row["m"], row["knots"]) for row in config["table6"]["grid"]}
-    assert grid == set(paper_table6_from_targets())
+    assert grid == set(paper_table6_from_targets(require_shared))
 
 
 def git(*args, cwd):
@@ -390,7 +396,9 @@ def test_table6_frame_and_markdown():
     assert table_rows == ["| 512 | 512 | 16 | 512 | 1.500 | 0.250 | 3.0 | 0.465 | 0.012 | 3.22 |"]
 
     with pytest.raises(ValueError, match="mean_ms"):
-        tables.table6_frame([{"n": 1, "m": 1, "knots": 1, "d": 1}], device="cpu", impl="ours", repeats=2, commit="x", torch_version="x")
+        tables.table6_frame(
+            [{"n": 1, "m": 1, "knots": 1, "d": 1}], device="cpu", impl="ours", repeats=2, commit="x", torch_version="x"
+        )
 
 
 @pytest.mark.slow

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from lejepa.data.format import sha256_of
 from lejepa.data.sources import host_unreachable
+from lejepa.devices import resolve_device
 from lejepa.io import atomic_path
 
 # Frontier transfer baselines of tables 2, 3 and 5: weight sources tried in order.
@@ -99,7 +100,7 @@ def extract(model: torch.nn.Module, dataset, *, batch_size: int = 256, num_worke
     (a LeJEPA ``Encoder`` returns (features, embedding)). Returns (features (N, F) float32
     on CPU, labels (N,) int64). Torch's thread count is the caller's.
     """
-    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device if device is not None else resolve_device("auto"))
     model = model.to(device).eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     features, labels = [], []

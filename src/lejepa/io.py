@@ -13,7 +13,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 

@@ -136,7 +136,8 @@ def read_checkpoint(path) -> dict:
             f"cannot read {path} ({type(error).__name__}: {error}); check its permissions and the disk, then rerun"
         ) from error
     except Exception as error:  # PytorchStreamReader's RuntimeError, EOFError, UnpicklingError, ...
-        problem, cause = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}", error
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        problem, cause = f"{type(error).__name__}: {first_line}", error
     else:
         missing = [key for key in CHECKPOINT_KEYS if key not in checkpoint] if isinstance(checkpoint, dict) else "all"
         if not missing:
@@ -147,7 +148,8 @@ def read_checkpoint(path) -> dict:
         f"cannot resume from {path} ({size} bytes): {problem}. The file is truncated or corrupted (a full disk, "
         f"a copy cut short) or is not a checkpoint of this engine. Nothing was trained or overwritten. "
         f"To start the run afresh from step 0, move it aside (mv {path} {path}.corrupt) and rerun; "
-        f"if you kept a copy of an earlier checkpoint of this run, put that copy at {path} instead and rerun to resume from it."
+        f"if you kept a copy of an earlier checkpoint of this run, put that copy at {path} instead "
+        f"and rerun to resume from it."
     ) from cause
 
 
@@ -389,7 +391,8 @@ def make_train_loader(
 
 def make_eval_loader(config: dict) -> DataLoader:
     """The held-out split the online probe is scored on after an epoch (eval transform)."""
-    eval_images = EncodedImages(config["data_dir"], config["eval_split"], transform=eval_transform(config["global_size"]))
+    transform = eval_transform(config["global_size"])
+    eval_images = EncodedImages(config["data_dir"], config["eval_split"], transform=transform)
     return DataLoader(eval_images, batch_size=256, num_workers=config["workers"])
 
 

@@ -198,11 +198,13 @@ def check_layout(path, jpeg: np.ndarray, offsets: np.ndarray, labels: np.ndarray
     """The array invariants of the format; raises DatasetError naming `path`."""
     if jpeg.dtype != np.uint8 or offsets.dtype != np.int64 or labels.dtype != np.int64:
         raise DatasetError(
-            f"{path}: dtypes jpeg={jpeg.dtype} offsets={offsets.dtype} labels={labels.dtype}, expected uint8/int64/int64"
+            f"{path}: dtypes jpeg={jpeg.dtype} offsets={offsets.dtype} labels={labels.dtype}, "
+            "expected uint8/int64/int64"
         )
     if jpeg.ndim != 1 or offsets.ndim != 1 or labels.ndim != 1 or len(offsets) != len(labels) + 1:
         raise DatasetError(
-            f"{path}: shapes jpeg={jpeg.shape} offsets={offsets.shape} labels={labels.shape}, expected (B,), (N+1,), (N,)"
+            f"{path}: shapes jpeg={jpeg.shape} offsets={offsets.shape} labels={labels.shape}, "
+            "expected (B,), (N+1,), (N,)"
         )
     if offsets[0] != 0 or offsets[-1] != len(jpeg) or not np.all(np.diff(offsets) > 0):
         raise DatasetError(f"{path}: offsets must rise strictly from 0 to len(jpeg)={len(jpeg)}")

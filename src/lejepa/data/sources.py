@@ -244,7 +244,8 @@ def _check_file(path: Path, checksum: str) -> None:
     if digest.hexdigest() != expected.lower():
         raise DatasetError(
             f"{path}: {algorithm} {digest.hexdigest()} does not match the pinned {expected} "
-            f"({path.stat().st_size} bytes): corrupted, truncated or a different release; delete it and download it again"
+            f"({path.stat().st_size} bytes): corrupted, truncated or a different release; "
+            "delete it and download it again"
         )
     log.info("%s: %s verified", path, algorithm)
 
@@ -344,7 +345,9 @@ def from_torchvision(spec: DatasetSpec, download_dir: Path, staging: Path, worke
         write_samples(split_file(staging, split), TorchvisionImages(dataset), workers=workers)
     return {
         "classes": classes,
-        "source": f"torchvision.datasets.{spec.download.torchvision} from {spec.download.url} {spec.download.checksum}".strip(),
+        "source": (
+            f"torchvision.datasets.{spec.download.torchvision} from {spec.download.url} {spec.download.checksum}"
+        ).strip(),
         "prepared_from": {"source": "download", "path": str(download_dir.resolve())},
     }
 
@@ -400,7 +403,8 @@ def from_galaxy10(spec, *, h5_path, sha256, source, download_dir, staging, worke
         "classes": list(GALAXY10_CLASSES),
         "image_size": f"{shape[1]}x{shape[2]}",
         "source": f"{spec.download.url} (sha256 {sha256 or 'not verified'})",
-        "split": f"stratified: round({GALAXY10_TEST_FRACTION} n_c) images of class c to test, numpy default_rng({GALAXY10_SPLIT_SEED})",
+        "split": f"stratified: round({GALAXY10_TEST_FRACTION} n_c) images of class c to test, "
+        f"numpy default_rng({GALAXY10_SPLIT_SEED})",
         "prepared_from": {"source": "file", "path": str(h5_path.resolve())},
     }
 
@@ -633,7 +637,8 @@ def prepare(
         for split, expected in spec.sizes.items():
             if counts[split] != expected:
                 raise DatasetError(
-                    f"{name}: {counts[split]} {split} images from {meta['prepared_from']['path']}, expected {expected}; incomplete source?"
+                    f"{name}: {counts[split]} {split} images from {meta['prepared_from']['path']}, "
+                    f"expected {expected}; incomplete source?"
                 )
         write_meta(meta, staging)
         verify(staging)
