@@ -9,6 +9,9 @@ LEJEPA_FAULT_KILL="<pattern>[@<n>]"
     file lejepa writes goes through lejepa.io.atomic_path (an os.replace), so this is "the job
     was killed while writing <target>". With LEJEPA_FAULT_DIR set, the count is kept there, so
     only the first process to reach the n-th write is killed.
+LEJEPA_FAULT_KILL_OPEN="<pattern>"
+    The process SIGKILLs itself right after it opens a matching file for writing (the file is
+    created or emptied, nothing written): a killed in-place write, as Snakemake's report.html.
 LEJEPA_FAULT_PAUSE="<pattern>" (with LEJEPA_FAULT_DIR)
     Before the first os.replace onto a matching target, create LEJEPA_FAULT_DIR/paused and wait
     until LEJEPA_FAULT_DIR/release exists (a job held mid-run, deterministically).
@@ -22,6 +25,21 @@ import time
 _KILL = os.environ.get("LEJEPA_FAULT_KILL")
 _PAUSE = os.environ.get("LEJEPA_FAULT_PAUSE")
 _DIR = os.environ.get("LEJEPA_FAULT_DIR")
+_KILL_OPEN = os.environ.get("LEJEPA_FAULT_KILL_OPEN")
+
+if _KILL_OPEN:
+    import builtins
+    import io
+
+    _open = builtins.open
+
+    def open_then_die(file, mode="r", *args, **kwargs):
+        handle = _open(file, mode, *args, **kwargs)
+        if isinstance(file, (str, os.PathLike)) and "w" in mode and fnmatch.fnmatch(os.fspath(file), _KILL_OPEN):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return handle
+
+    builtins.open = io.open = open_then_die
 
 if _KILL or _PAUSE:
     _replace = os.replace
