@@ -397,7 +397,8 @@ def compute_fig18(
     n_ridge = _check_positive_int("n_ridge", n_ridge, minimum=2)
     if not 0 < ridge_min < ridge_max:
         raise ValueError(
-            f"settings 'ridge_min', 'ridge_max' must satisfy 0 < ridge_min < ridge_max, got {ridge_min!r}, {ridge_max!r}"
+            "settings 'ridge_min', 'ridge_max' must satisfy 0 < ridge_min < ridge_max, "
+            f"got {ridge_min!r}, {ridge_max!r}"
         )
     ridges = np.geomspace(ridge_min, ridge_max, n_ridge)
     rng = np.random.default_rng(seed)

@@ -316,7 +316,8 @@ def summarise_fig6(data: pd.DataFrame) -> dict[str, str]:
     }
     for statistic, rows in after.groupby(level=0, sort=False):
         low, high = rows["arm_distance"].min(), rows["arm_distance"].max()
-        summary[f"arm distance {statistic}"] = f"{low:.2f}" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f}-{high:.2f}"
+        same = f"{low:.2f}" == f"{high:.2f}"
+        summary[f"arm distance {statistic}"] = f"{low:.2f}" if same else f"{low:.2f}-{high:.2f}"
         gradient = rows["log10_initial_gradient"].max()
         summary[f"initial gradient {statistic}"] = f"1e{math.floor(gradient)}"
     return summary

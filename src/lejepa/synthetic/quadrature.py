@@ -87,7 +87,9 @@ def exact_epps_pulley(x: np.ndarray, *, t_max: float) -> float:
 def algorithm1_knots(knots_on_symmetric_domain: int = 17) -> int:
     """Knots on [0, T] equal to the paper's Algorithm 1 rule of k knots on [-T, T] (k odd)."""
     if knots_on_symmetric_domain < 3 or knots_on_symmetric_domain % 2 == 0:
-        raise ValueError(f"a symmetric trapezoid rule with a knot at 0 needs an odd k >= 3, got {knots_on_symmetric_domain}")
+        raise ValueError(
+            f"a symmetric trapezoid rule with a knot at 0 needs an odd k >= 3, got {knots_on_symmetric_domain}"
+        )
     return (knots_on_symmetric_domain + 1) // 2
 
 
@@ -119,8 +121,9 @@ def summarise_fig20(data: pd.DataFrame) -> dict[str, str]:
             summary[f"{name} gaussian slope 9-49"] = f"{slope:.1f}"
         at17 = _at(data, t_max=t_max, knots=17)
         if len(at17):
-            summary[f"{name} gaussian median 17"] = f"{_at(data, t_max=t_max, knots=17, distribution='gaussian').median():.0e}"
-            summary[f"{name} gaussian max 17"] = f"{_at(data, t_max=t_max, knots=17, distribution='gaussian').max():.0e}"
+            gaussian_at17 = _at(data, t_max=t_max, knots=17, distribution="gaussian")
+            summary[f"{name} gaussian median 17"] = f"{gaussian_at17.median():.0e}"
+            summary[f"{name} gaussian max 17"] = f"{gaussian_at17.max():.0e}"
             summary[f"{name} draws above 1e-3 at 17"] = f"{int((at17 > 1e-3).sum())} of {len(at17)}"
             rows = data[(data["t_max"] == t_max) & (data["knots"] == 17) & (data["relative_error"] > 1e-3)]
             names = [PLAIN_NAMES.get(d, d) for d in DISTRIBUTIONS if d in set(rows["distribution"])]
@@ -163,7 +166,9 @@ def compute_fig20(
         raise ValueError(f"fig20: setting 't_max_values' must be positive numbers, got {t_max_values!r}")
     for distribution in distributions:
         if distribution not in DISTRIBUTIONS:
-            raise ValueError(f"fig20: unknown distribution {distribution!r} in 'distributions'; expected some of {DISTRIBUTIONS}")
+            raise ValueError(
+                f"fig20: unknown distribution {distribution!r} in 'distributions'; expected some of {DISTRIBUTIONS}"
+            )
     rng = np.random.default_rng(seed)
     rows = []
     for repeat in range(repeats):
@@ -211,11 +216,13 @@ def draw_fig20(data: pd.DataFrame, **settings):
             summary = group.groupby("knots")["relative_error"].agg(["median", "min", "max"])
             label = DISTRIBUTION_LABELS.get(distribution, distribution)
             (line,) = ax.plot(summary.index, summary["median"], marker="o", markersize=2.5, linewidth=1.2, label=label)
-            ax.fill_between(summary.index, summary["min"], summary["max"], color=line.get_color(), alpha=0.15, linewidth=0)
+            ax.fill_between(summary.index, summary["min"], summary["max"], color=line.get_color(), alpha=0.15,
+                            linewidth=0)  # fmt: skip
         # Quadratic rate k^-2 through the largest median error at the fewest knots.
         knots = np.array(sorted(domain["knots"].unique()), dtype=float)
         start = domain[domain["knots"] == knots[0]].groupby("distribution")["relative_error"].median().max()
-        ax.plot(knots, start * (knots / knots[0]) ** -2.0, color="grey", linewidth=2.5, alpha=0.5, label="quadratic rate $k^{-2}$")
+        ax.plot(knots, start * (knots / knots[0]) ** -2.0, color="grey", linewidth=2.5, alpha=0.5,
+                label="quadratic rate $k^{-2}$")  # fmt: skip
         ax.axvline(17, color="black", linestyle=":", linewidth=0.8, label="17 knots on [0, T] (our default)")
         if t_max == ALGORITHM1_T_MAX:
             ax.axvline(ALGORITHM1_KNOTS, color="black", linestyle="--", linewidth=0.8,
@@ -233,5 +240,6 @@ def draw_fig20(data: pd.DataFrame, **settings):
     for ax in axes[0]:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, handle)
-    fig.legend(handles.values(), handles.keys(), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False, fontsize=7)
+    fig.legend(handles.values(), handles.keys(), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False,
+               fontsize=7)  # fmt: skip
     return fig

@@ -59,7 +59,7 @@ def _significant(values, digits: int = 10) -> np.ndarray:
 
 def harmonic_degrees(max_degree: int) -> np.ndarray:
     """Degree l of each real harmonic, in the order used by ``real_spherical_harmonics``: ((L+1)^2,)."""
-    return np.concatenate([np.full(2 * l + 1, l) for l in range(max_degree + 1)])
+    return np.concatenate([np.full(2 * degree + 1, degree) for degree in range(max_degree + 1)])
 
 
 def real_spherical_harmonics(
@@ -73,10 +73,11 @@ def real_spherical_harmonics(
     """
     polar = np.asarray(polar, dtype=float).ravel()
     azimuth = np.asarray(azimuth, dtype=float).ravel()
-    degree_index = np.concatenate([np.full(2 * l + 1, l) for l in range(max_degree + 1)])
-    order_index = np.concatenate([[0] + [m for m in range(1, l + 1) for _ in (0, 1)] for l in range(max_degree + 1)])
+    degrees = range(max_degree + 1)
+    degree_index = np.concatenate([np.full(2 * degree + 1, degree) for degree in degrees])
+    order_index = np.concatenate([[0] + [m for m in range(1, degree + 1) for _ in (0, 1)] for degree in degrees])
     take_imaginary = np.concatenate(
-        [[False] + [part for _ in range(1, l + 1) for part in (False, True)] for l in range(max_degree + 1)]
+        [[False] + [part for _ in range(1, degree + 1) for part in (False, True)] for degree in degrees]
     )
     weight = np.where(order_index > 0, np.sqrt(2.0), 1.0)
     blocks = []
