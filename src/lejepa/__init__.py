@@ -12,7 +12,11 @@ import importlib
 __all__ = ["SIGReg", "LeJEPALoss", "stats"]
 __version__ = "0.1.0"
 
-_LAZY = {"SIGReg": ("lejepa.sigreg", "SIGReg"), "LeJEPALoss": ("lejepa.loss", "LeJEPALoss"), "stats": ("lejepa.stats", None)}
+_LAZY = {
+    "SIGReg": ("lejepa.sigreg", "SIGReg"),
+    "LeJEPALoss": ("lejepa.loss", "LeJEPALoss"),
+    "stats": ("lejepa.stats", None),
+}
 
 
 def __getattr__(name):
