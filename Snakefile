@@ -6,6 +6,7 @@
 #   snakemake --profile slurm synthetic        # the same through Slurm (slurm/config.yaml)
 #   snakemake --cores all probes               # pretrain, then probe, the runs of config/probe.yaml
 #   snakemake --cores all tables/table2.csv    # a real-data table (config/tables.yaml) at the configured scale
+#   snakemake --cores 1 monitor                # each run's curves and results/all.csv
 #   snakemake --report report.html             # every figure with its caption
 import sys
 
@@ -42,6 +43,7 @@ localrules:
     synthetic,
     probes,
     real_tables,
+    monitor,
 
 
 include: "workflow/rules/common.smk"
@@ -51,6 +53,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/probe.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/monitor.smk"
 
 
 # A bare `snakemake --cores all` builds the synthetic figures: minutes on a laptop, no

@@ -199,7 +199,7 @@ def describe(config_overrides: dict, tmp_path: Path) -> str:
 def test_config_error_names_key_allowed_keys_nearest_and_file(tmp_path):
     lines = describe({"scael": "tiny"}, tmp_path).splitlines()
     assert lines[0] == "config error: unknown key 'scael' (did you mean 'scale'?)"
-    assert lines[1].startswith("  allowed under (top level): data, pretrain, probe, resources, scale,")
+    assert lines[1].startswith("  allowed under (top level): data, pretrain, probe, resources, retries, scale,")
     assert lines[2] == f"  set in: {tmp_path / 'override.yaml'}"
 
 

@@ -70,8 +70,9 @@ def draw_fig12(frame):
                             ms=3, capsize=2, label=f"{label} (ours)")  # fmt: skip
             if entries.paper.notna().any():
                 ax.plot(x, entries.paper, color=colours[row], ls="--", marker="x", ms=3, label=f"{label} (paper)")
-        dataset = {label for label in group.dataset_label.dropna() if label.lower() != group.column_label.iloc[0].lower()}
-        where = group.column_label.iloc[0] + (f" ({dataset.pop()})" if dataset else "")
+        column_label = group.column_label.iloc[0]
+        dataset = {label for label in group.dataset_label.dropna() if label.lower() != column_label.lower()}
+        where = column_label + (f" ({dataset.pop()})" if dataset else "")
         ax.set_title(f"{where}\n{'frozen backbone' if method == 'linear' else 'full fine-tuning'}")
         ax.set_xticks(range(len(shots)), shots)
         ax.set_xlabel("samples per class")
@@ -80,4 +81,36 @@ def draw_fig12(frame):
     fig.tight_layout()
     fig.legend(handles.values(), handles.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(f"Figure 12 ({frame.scale.iloc[0]} scale): in-domain LeJEPA against transfer", y=1.02)
+    return fig
+
+
+def draw_run_metrics(metrics, *, title: str):
+    """One pretraining run's metrics.csv (a DataFrame) over its epochs: the loss and its two
+    terms, the online probe's accuracy, the learning rate and the throughput."""
+    use_paper_style()
+    fig, axes = plt.subplots(1, 4, figsize=(13, 2.8))
+    epoch = metrics["epoch"]
+    loss_axis, accuracy_axis, lr_axis, speed_axis = axes
+    for column, style in (("loss", "-"), ("prediction", "--")):
+        loss_axis.plot(epoch, metrics[column], style, label=column)
+    loss_axis.set_ylabel("loss, prediction")
+    sigreg_axis = loss_axis.twinx()
+    sigreg_axis.plot(epoch, metrics["sigreg"], ":", color="tab:red", label="sigreg (right)")
+    sigreg_axis.set_ylabel("sigreg")
+    lines = loss_axis.get_legend_handles_labels()
+    extra = sigreg_axis.get_legend_handles_labels()
+    loss_axis.legend(lines[0] + extra[0], lines[1] + extra[1])
+    for column, label in (("online_acc", "online probe, train views"), ("online_eval_acc", "online probe, held out")):
+        if column in metrics and metrics[column].notna().any():
+            accuracy_axis.plot(epoch, metrics[column], marker=".", label=label)
+    accuracy_axis.set_ylabel("top-1 (%)")
+    accuracy_axis.legend()
+    lr_axis.plot(epoch, metrics["lr"], marker=".")
+    lr_axis.set_ylabel("learning rate (end of epoch)")
+    speed_axis.plot(epoch, metrics["img_per_s"], marker=".")
+    speed_axis.set_ylabel("images / s")
+    for axis in axes:
+        axis.set_xlabel("epoch")
+    fig.suptitle(title)
+    fig.tight_layout()
     return fig

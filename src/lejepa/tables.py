@@ -588,3 +588,22 @@ def read_run_info(run: str, encoder: dict, *, runs_dir="runs") -> dict:
         "pretrain_commit": commit,
         "pretrain_device": device,
     }
+
+
+RESULT_COLUMNS = ["run", "run_kind", "probe", "dataset", "shots", "status", "accuracy", "std", "seeds", "scale",
+                  "pretrain_dataset", "transfer", "resolution", "device", "wall_time_s", "checkpoint_sha256",
+                  "path"]  # fmt: skip
+
+
+def results_frame(paths) -> pd.DataFrame:
+    """Every probe result (results/<run>/<probe>/<dataset>.json) as one line each, read (and
+    checked) by `read_result`, sorted by run, probe and dataset."""
+    rows = []
+    for path in paths:
+        result = read_result(path)
+        row = {column: result.get(column) for column in RESULT_COLUMNS}
+        row["seeds"] = " ".join(str(seed) for seed in result.get("seeds", []))
+        row["path"] = str(path)
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    return frame.sort_values(["run", "probe", "dataset"], kind="stable").reset_index(drop=True)

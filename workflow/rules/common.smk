@@ -2,6 +2,7 @@
 # (The Snakefile validates the config before this file is included.)
 import difflib
 import functools
+import os
 import re
 import sys
 
@@ -273,4 +274,27 @@ def no_such_target(path, name):
     sys.exit(
         f"{path} is not a target of this workflow"
         + (f"; nearest: {', '.join(nearest)}" if nearest else "")
+    )
+
+
+# Monitoring (workflow/rules/monitor.smk)
+
+
+def runs_with_metrics():
+    """The runs of config/pretrain.yaml that have a runs/<run>/metrics.csv on disk now."""
+    return [run for run in PRETRAIN_RUNS if os.path.exists(f"runs/{run}/metrics.csv")]
+
+
+def file_and_mtime(path):
+    """[path, modification time]: a params value that changes whenever the file does."""
+    return [path, os.path.getmtime(path) if os.path.exists(path) else None]
+
+
+def existing_results():
+    """Every results/<run>/<probe>/<dataset>.json on disk now."""
+    found = glob_wildcards("results/{run}/{probe}/{dataset}.json")
+    return sorted(
+        f"results/{run}/{probe}/{dataset}.json"
+        for run, probe, dataset in zip(found.run, found.probe, found.dataset)
+        if "/" not in run + probe + dataset
     )
