@@ -24,6 +24,7 @@ from lejepa import probe
 from lejepa.data import EncodedImages
 from lejepa.devices import resolve_device
 from lejepa.features import WeightsUnreachable, load_features, probed_backbone
+from lejepa.progress import ProgressClock
 from lejepa.views import eval_transform
 
 log = logging.getLogger(__name__)
@@ -151,8 +152,10 @@ def _frozen_probe(method, feature_files, settings, seeds, train_indices, device,
     result["feature_files"] = {name: str(path) for name, path in feature_files.items()}
     train_x, train_y = train["features"], train["labels"]
     per_seed = []
+    clock = ProgressClock(len(seeds or [None]))
     for seed in seeds or [None]:
         idx = torch.as_tensor(train_indices(seed, len(train_y)))
+        log.info("seed %s: %s probe on %d training samples", seed, method, len(idx))
         if method == "linear":
             outcome = probe.linear(
                 train_x[idx], train_y[idx], test["features"], test["labels"],
@@ -163,6 +166,7 @@ def _frozen_probe(method, feature_files, settings, seeds, train_indices, device,
             outcome = probe.knn(train_x[idx], train_y[idx], test["features"], test["labels"], device=device, **settings)
         log.info("seed %s: %s", seed, outcome)
         per_seed.append({"seed": seed, **outcome})
+        log.info("seeds done: %s", clock.done(len(per_seed)))
     return per_seed
 
 
@@ -177,6 +181,7 @@ def _fine_tune(encoder, checkpoint, settings, seeds, train_indices, device, resu
     train_images = EncodedImages(root, "train", transform=train_transform)
     test_images = EncodedImages(root, "test", transform=test_transform)
     per_seed = []
+    clock = ProgressClock(len(seeds))
     for seed in seeds:
         idx = train_indices(seed, len(train_images))
         log.info("seed %d: fine-tuning on %d images, testing on %d", seed, len(idx), len(test_images))
@@ -196,4 +201,5 @@ def _fine_tune(encoder, checkpoint, settings, seeds, train_indices, device, resu
         )
         log.info("seed %d: %s", seed, outcome)
         per_seed.append({"seed": seed, **outcome})
+        log.info("seeds done: %s", clock.done(len(per_seed)))
     return per_seed

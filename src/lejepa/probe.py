@@ -16,30 +16,29 @@ are top-1 in percent (0-100), as in the paper's tables.
 from __future__ import annotations
 
 import copy
-import re
-import warnings
+import logging
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+# Names and few-shot subsets need no torch (the workflow plans with them): lejepa.probe_spec.
+from lejepa.probe_spec import (  # noqa: F401  (re-exported)
+    PROBE_PATTERN,
+    few_shot_indices,
+    parse_probe_name,
+    read_few_shot_file,
+    write_few_shot_file,
+)
+from lejepa.progress import ProgressClock
+
+# Progress of the L2 search and of fine-tuning (INFO; a workflow job's log shows it).
+log = logging.getLogger(__name__)
+
 # L2 strengths tried by the linear probe, strongest first (see ``linear`` for the scale).
 DEFAULT_L2_GRID = tuple(10.0 ** e for e in np.arange(0.0, -6.5, -0.5))
 # Used when a training set is too small to hold anything out (e.g. one shot per class).
 FALLBACK_L2 = 1e-3
-
-# A probe's name: <method> on all training samples, or <method>_<k>shot on k per class.
-PROBE_PATTERN = r"(linear|knn|finetune)(?:_([1-9][0-9]*)shot)?"
-
-
-def parse_probe_name(name: str) -> tuple[str, int | None]:
-    """'linear_10shot' -> ('linear', 10); 'knn' -> ('knn', None)."""
-    match = re.fullmatch(PROBE_PATTERN, name)
-    if match is None:
-        raise ValueError(f"probe {name!r} is not <linear|knn|finetune> or <method>_<k>shot")
-    method, shots = match.groups()
-    return method, int(shots) if shots else None
-
 
 def _default_device(*arrays) -> torch.device:
     for a in arrays:
@@ -146,10 +145,14 @@ def _predict_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -
 
 def _choose_l2(folds, *, num_classes, l2_grid, patience, max_iter) -> tuple[float, dict]:
     """Walk ``l2_grid`` from strong to weak (warm starts per fold) and return the strength with
-    the best pooled held-out accuracy (ties: the stronger) and {strength: accuracy %}."""
+    the best pooled held-out accuracy (ties: the stronger) and {strength: accuracy %}.
+    Logs each strength's accuracy and the time left for the rest of the grid (at most: the
+    walk may stop early)."""
     params = [None] * len(folds)
     selection_accuracy, best, chosen, since_best = {}, -1.0, None, 0
-    for strength in sorted(l2_grid, reverse=True):
+    grid = sorted(l2_grid, reverse=True)
+    clock = ProgressClock(len(grid))
+    for tried, strength in enumerate(grid, start=1):
         correct = total = 0
         for i, (fit_z, fit_y, held_z, held_y) in enumerate(folds):
             params[i] = _fit_logistic(fit_z, fit_y, num_classes=num_classes, l2=strength, max_iter=max_iter,
@@ -161,6 +164,10 @@ def _choose_l2(folds, *, num_classes, l2_grid, patience, max_iter) -> tuple[floa
             best, chosen, since_best = selection_accuracy[float(strength)], float(strength), 0
         else:
             since_best += 1
+        log.info(
+            "L2 search: l2 %.3g held-out accuracy %.2f%% (best %.2f%% at l2 %.3g); strength %s at most",
+            strength, selection_accuracy[float(strength)], best, chosen, clock.done(tried),
+        )  # fmt: skip
         if since_best == patience:  # weaker penalties only overfit more from here on
             break
     return chosen, selection_accuracy
@@ -335,47 +342,6 @@ def knn(train_x, train_y, test_x, test_y, *, k: int = 20, temperature: float = 0
 
 
 # ---------------------------------------------------------------------------------------
-# Few-shot subsets
-# ---------------------------------------------------------------------------------------
-
-
-def few_shot_indices(labels, *, shots, seed: int) -> np.ndarray:
-    """Indices (into ``labels``, the training split) of ``shots`` samples per class.
-
-    ``shots`` is a positive int, or ``"all"`` / ``None`` for every sample. Each class present
-    in ``labels`` gets a seeded random permutation (the same for every ``shots``, so the
-    1-shot subset of a seed is inside its 10-shot subset); the first ``shots`` are taken.
-
-    Rule for a class with fewer than ``shots`` samples: all of its samples are taken and a
-    ``UserWarning`` names the class; callers can read the actual counts with
-    ``np.bincount(labels[indices])``. Returns sorted int64 indices.
-    """
-    labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
-    if labels.ndim != 1:
-        raise ValueError(f"labels must be 1-D, got shape {labels.shape}")
-    if shots is None or shots == "all":
-        return np.arange(len(labels), dtype=np.int64)
-    if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 1:
-        raise ValueError(f"shots must be a positive integer or 'all', got {shots!r}")
-
-    rng = np.random.default_rng(seed)
-    chosen, short = [], {}
-    for c in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == c))
-        if len(members) < shots:
-            short[int(c)] = len(members)
-        chosen.append(members[:shots])
-    if short:
-        warnings.warn(
-            f"few_shot_indices: {len(short)} class(es) have fewer than {shots} samples; all of their "
-            f"samples are used (class: count) {short}",
-            UserWarning,
-            stacklevel=2,
-        )
-    return np.sort(np.concatenate(chosen)).astype(np.int64)
-
-
-# ---------------------------------------------------------------------------------------
 # Full fine-tuning
 # ---------------------------------------------------------------------------------------
 
@@ -446,7 +412,8 @@ def fine_tune(
     )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(loader))
 
-    for _ in range(epochs):
+    clock = ProgressClock(epochs)
+    for epoch in range(1, epochs + 1):
         model.train()
         losses = []
         for images, labels in loader:
@@ -456,6 +423,7 @@ def fine_tune(
             optimizer.step()
             scheduler.step()
             losses.append(loss.item())
+        log.info("fine-tune epoch %d/%d: train loss %.4f; epoch %s", epoch, epochs, np.mean(losses), clock.done(epoch))
 
     return {
         "accuracy": _evaluate(model, test_set, batch_size=max(batch_size, 256), num_workers=num_workers,
@@ -466,50 +434,3 @@ def fine_tune(
         "num_test": len(test_set),
     }
 
-
-# ---------------------------------------------------------------------------------------
-# Few-shot subset files (shared by every run probed on a dataset)
-# ---------------------------------------------------------------------------------------
-
-
-def write_few_shot_file(labels_npz, path, *, shots: int, seeds, log=None) -> None:
-    """Draw ``few_shot_indices`` for each seed from the labels of a split file
-    (<dataset>/train.npz) and save them atomically as an npz: ``seed_<s>`` index arrays,
-    ``seeds``, ``shots`` and ``counts_seed_<s>`` (samples taken per class)."""
-    from lejepa.io import atomic_path
-
-    try:
-        labels = np.load(labels_npz)["labels"]
-    except (OSError, KeyError, ValueError) as error:
-        raise ValueError(f"cannot read the labels of {labels_npz}: {error}") from error
-    arrays = {"seeds": np.asarray(seeds, dtype=np.int64), "shots": np.int64(shots)}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for seed in seeds:
-            indices = few_shot_indices(labels, shots=shots, seed=seed)
-            arrays[f"seed_{seed}"] = indices
-            arrays[f"counts_seed_{seed}"] = np.bincount(labels[indices], minlength=labels.max() + 1)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    if log is not None:
-        lines = [f"{labels_npz}: {len(labels)} training labels; {shots} shot(s) per class; seeds {list(seeds)}"]
-        lines += [str(w.message) for w in caught][:1]
-        lines += [f"seed {s}: {len(arrays[f'seed_{s}'])} indices" for s in seeds]
-        with open(log, "w") as f:
-            f.write("\n".join(lines) + "\n")
-
-
-def read_few_shot_file(path, *, seed: int) -> np.ndarray:
-    """The indices of ``seed`` in a file written by ``write_few_shot_file``."""
-    import zipfile
-
-    try:
-        with np.load(path) as data:
-            if f"seed_{seed}" not in data:
-                raise ValueError(f"{path} holds no subset for seed {seed}; it has seeds {data['seeds'].tolist()}")
-            return data[f"seed_{seed}"]
-    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
-        raise ValueError(
-            f"cannot read few-shot file {path} ({type(error).__name__}: {error}): truncated or corrupted? "
-            f"Delete it and rerun; the few_shot_indices rule draws the same subsets again"
-        ) from error

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from lejepa.io import write_csv, write_text
-from lejepa.probe import parse_probe_name
+from lejepa.probe_spec import parse_probe_name
 
 PAPER_TABLE6_DEVICE = "Tesla V100-SXM2-16GB"
 

@@ -7,7 +7,7 @@ import re
 import sys
 
 from lejepa.data import DATASETS, host_unreachable, prepare_settings, unavailable_reason
-from lejepa.probe import PROBE_PATTERN, parse_probe_name
+from lejepa.probe_spec import PROBE_PATTERN, parse_probe_name
 from lejepa.tables import table_cells
 from lejepa.train import resolve_run
 

@@ -9,7 +9,7 @@
 # knn or finetune, optionally _<k>shot (config/probe.yaml explains both).
 # Intermediate files: features/<run>/<dataset>/<split>.pt (frozen backbone features, once per
 # run, dataset and split) and fewshot/<dataset>/<k>shot.npz (the subsets every run shares).
-from lejepa.probe import write_few_shot_file
+from lejepa.probe_spec import write_few_shot_file
 
 
 rule extract_features:

@@ -5,13 +5,24 @@
     train = EncodedImages(root, "train", transform=views)  # (views(uint8 (3, H, W)), label)
 
 registry.py  what each name means (classes, splits, sources, stand-in labels)
-format.py    the npz + meta.json format, `verify`, `EncodedImages`
+format.py    the npz + meta.json format, `verify` (torch-free)
 sources.py   mirror / download / user-supplied sources and `prepare`
+images.py    `EncodedImages` (torch; the rest of the package loads without torch)
 """
 
-from lejepa.data.format import SPLIT_NAMES, DatasetError, EncodedImages, verify
+from lejepa.data.format import SPLIT_NAMES, DatasetError, verify
 from lejepa.data.registry import DATASETS, DatasetSpec, get_spec, prepare_settings
 from lejepa.data.sources import SourceUnavailable, host_unreachable, prepare, unavailable_reason
+
+
+def __getattr__(name):
+    # EncodedImages needs torch: imported on first use, so the rest loads without it.
+    if name == "EncodedImages":
+        from lejepa.data.images import EncodedImages
+
+        return EncodedImages
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DATASETS",
