@@ -29,6 +29,17 @@ def _require_shared(relative: str, why: str) -> Path:
     return path
 
 
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test (restored after): tests of many tiny tensor ops."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def require_shared():
     """require_shared(path under ../shared, why the test needs it) -> the path; skips when it

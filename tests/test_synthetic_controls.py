@@ -30,13 +30,7 @@ from lejepa.synthetic.optimise import (
 from lejepa.synthetic.quadrature import algorithm1_knots
 from lejepa.timing import algorithm1_sigreg
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # these optimisations are many tiny ops
 
 
 # ---------------------------------------------------------------- VCReg

@@ -11,20 +11,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from scipy import stats as scipy_stats
 
 from lejepa.synthetic import experiment
 from lejepa.synthetic.optimise import STATISTICS, compute_fig6, compute_fig7, compute_fig16, x_arm_distance
 from lejepa.synthetic.quadrature import DISTRIBUTIONS, compute_fig20, exact_epps_pulley, sample_projections
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # these optimisations are many tiny ops
 
 
 def shapiro_p_values(frame):

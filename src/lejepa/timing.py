@@ -154,6 +154,24 @@ def time_sigreg(*, n, m, knots, d=512, repeats=10, warmup=3, device="cpu", impl=
     }
 
 
+def time_grid(grid, *, impl="ours", baseline="algorithm1", repeats=10, warmup=3, device="cpu", log=None):
+    """`time_sigreg` for every row of ``grid`` (dicts n, m, knots, d): one measurement per row,
+    ours under its own keys and ``baseline`` (timed beside it, same device, same z and
+    directions; "none" for no baseline) under ``baseline_<key>``."""
+    measurements = []
+    for row in grid:
+        measurement = dict(row)
+        for name, prefix in ((impl, ""), (baseline, "baseline_")):
+            if name == "none":
+                continue
+            timed = time_sigreg(**row, repeats=repeats, warmup=warmup, device=device, impl=name)
+            if log is not None:
+                log.info("%s %s: %s", name, row, timed)
+            measurement.update({prefix + key: value for key, value in timed.items()})
+        measurements.append(measurement)
+    return measurements
+
+
 def summarise_table6(frame) -> dict:
     """The numbers table 6's caption and the README quote, formatted as there, from
     tables/table6*.csv alone (``tests/test_synthetic_captions.py`` recomputes them).

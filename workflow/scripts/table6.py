@@ -9,7 +9,7 @@ import torch
 from lejepa import tables
 from lejepa.devices import resolve_device
 from lejepa.io import send_output_to_log
-from lejepa.timing import time_sigreg
+from lejepa.timing import time_grid
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake's script directive)
 
@@ -23,26 +23,9 @@ if device == "cuda" and not torch.cuda.is_available():
     raise ValueError("config/config.yaml table6.device is 'cuda' but torch sees no CUDA device")
 log.info("host %s, SLURM_JOB_ID %s, device %s", platform.node(), os.environ.get("SLURM_JOB_ID", "-"), device)
 
-baseline = settings.get("baseline", "algorithm1")  # timed beside ours, same device, same z and directions
-measurements = []
-for row in settings["grid"]:
-    timed = {}
-    for impl in [settings["impl"]] + ([baseline] if baseline != "none" else []):
-        timed[impl] = time_sigreg(
-            n=row["n"],
-            m=row["m"],
-            knots=row["knots"],
-            d=row["d"],
-            repeats=settings["repeats"],
-            warmup=settings["warmup"],
-            device=device,
-            impl=impl,
-        )
-        log.info("%s %s: %s", impl, row, timed[impl])
-    measurement = {**row, **timed[settings["impl"]]}
-    if baseline != "none":
-        measurement.update({f"baseline_{key}": value for key, value in timed[baseline].items()})
-    measurements.append(measurement)
+baseline = settings.get("baseline", "algorithm1")
+measurements = time_grid(settings["grid"], impl=settings["impl"], baseline=baseline, repeats=settings["repeats"],
+                         warmup=settings["warmup"], device=device, log=log)  # fmt: skip
 
 frame = tables.table6_frame(
     measurements,
