@@ -110,7 +110,8 @@ RUNTIME_DEFAULTS = {
 
 
 # Resources of a run whose scale and run give none (Snakemake `threads` / `resources`).
-DEFAULT_RESOURCES = {"threads": 2, "mem_mb": 4000, "runtime": 60, "gpus": 0, "slurm_extra": ""}
+DEFAULT_RESOURCES = {"threads": 2, "mem_mb": 4000, "runtime": 60, "gpus": 0, "slurm_extra": "", "nodes": 1,
+                     "tasks_per_node": None}  # per node: threads, mem_mb, gpus (lejepa.launch)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -339,12 +340,14 @@ class Processes:
 
 
 def start_processes(config: dict) -> Processes:
-    """Read torchrun's environment, pick the device, join the process group (DDP only)."""
-    world_size = int(os.environ.get("WORLD_SIZE", 1))
-    rank = int(os.environ.get("RANK", 0))
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    """Read torchrun's environment or, in tasks started by srun (lejepa.launch), Slurm's; pick
+    the device; join the process group (DDP only): NCCL on GPUs, gloo on CPUs."""
+    from lejepa.launch import distributed_environment
+
+    world_size, rank, local_rank = distributed_environment()  # also sets MASTER_ADDR/PORT under srun
     use_cuda = resolve_device(config["device"]) == "cuda"
-    device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+    # a task sees all GPUs of its node (cuda:local_rank) or, when Slurm binds GPUs to tasks, its own (cuda:0)
+    device = torch.device(f"cuda:{local_rank % max(1, torch.cuda.device_count())}" if use_cuda else "cpu")
     if world_size > 1:
         dist.init_process_group("nccl" if use_cuda else "gloo")
     if use_cuda:
