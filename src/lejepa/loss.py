@@ -2,10 +2,16 @@
 
     loss = (1 - lam) * prediction + lam * SIGReg
 
-prediction: every view's embedding predicts the mean of the global views'
-embeddings, mu_n = mean over global views of z_{n,v}:
+prediction: every view's embedding predicts the mean of the centre views'
+embeddings, mu_n = mean over the centre views of z_{n,v}:
 
     prediction = mean over views v, samples n, dims k of (z_{n,v,k} - mu_{n,k})^2
+
+The centre views are the global ones (the loss's ``global_z``). Algorithm 2 of
+the paper says "for non-ViT architectures (e.g., ResNet), set global_views =
+all_views": the training setting ``centers`` (auto | global | all, resolved by
+``lejepa.families.centers_for``) makes that choice, and lejepa.train passes every
+view as ``global_z`` when it is ``all``.
 
 This averages over the K embedding dimensions, as the official minimal
 implementation does (the paper's lambda was tuned with it); the paper's

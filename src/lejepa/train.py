@@ -59,6 +59,7 @@ from tqdm import tqdm
 from lejepa import LeJEPALoss, SIGReg
 from lejepa.data import EncodedImages
 from lejepa.devices import resolve_device
+from lejepa.families import resolve_family_settings
 from lejepa.io import atomic_path, write_csv
 from lejepa.loss import prediction_loss
 from lejepa.models import convert_sync_batchnorm, encoder_from_config
@@ -80,15 +81,20 @@ TRAINING_KEYS = {
     "epochs": "training epochs",
     "warmup_epochs": "linear learning-rate warm-up, in epochs (may be fractional)",
     "lr": "peak AdamW learning rate",
-    "weight_decay": "AdamW weight decay (not on the online probe)",
+    "final_lr_ratio": "the cosine ends at lr * final_lr_ratio (absent: 0)",
+    "weight_decay": "AdamW weight decay (not on the online probe); a number or {vit: x, other: y} by backbone",
     "lam": "lambda: loss = (1 - lam) * prediction + lam * SIGReg",
     "num_slices": "SIGReg directions per step",
     "t_max": "Epps-Pulley integration range [0, t_max]",
     "knots": "Epps-Pulley quadrature points",
-    "centers": "global | all: the views whose mean every view predicts (algorithm 2)",
+    "centers": "auto | global | all: the views whose mean every view predicts (algorithm 2; auto: all, ViTs global)",
     "seed": "seed of model init, data order and augmentations",
     "max_steps_per_epoch": "cut every epoch to this many steps (null: the whole dataset)",
 }
+
+# Training keys added after runs were trained with the engine: a config or checkpoint
+# without one behaves as the engine did before it (the cosine annealed to 0).
+ADDED_TRAINING_KEYS = {"final_lr_ratio": 0.0}
 
 # Keys that do not change the result (a resumed run may change them).
 RUNTIME_DEFAULTS = {
@@ -176,15 +182,17 @@ def check_config(config: dict) -> dict:
         raise ValueError(
             f"unknown pretrain config key(s) {unknown}; known: {sorted(TRAINING_KEYS) + sorted(RUNTIME_DEFAULTS)}"
         )
-    missing = sorted(set(TRAINING_KEYS) - set(config))
+    missing = sorted(set(TRAINING_KEYS) - set(config) - set(ADDED_TRAINING_KEYS))
     if missing:
         raise ValueError(f"pretrain config is missing key(s) {missing}")
+    defaults = {**RUNTIME_DEFAULTS, **ADDED_TRAINING_KEYS}
     ordered = ["run", "scale", *TRAINING_KEYS, *(k for k in RUNTIME_DEFAULTS if k not in ("run", "scale"))]
-    config = {key: config[key] if key in config else RUNTIME_DEFAULTS[key] for key in ordered}
+    config = {key: config[key] if key in config else defaults[key] for key in ordered}
     config["data_dir"] = config["data_dir"] or f"data/{config['dataset']}"
     config["out_dir"] = config["out_dir"] or f"runs/{config['run']}"
-    if config["centers"] not in ("global", "all"):
-        raise ValueError(f"centers must be 'global' or 'all', got {config['centers']!r}")
+    config = resolve_family_settings(config)  # centers and weight_decay for this backbone (lejepa.families)
+    if not isinstance(config["final_lr_ratio"], (int, float)) or not 0 <= config["final_lr_ratio"] <= 1:
+        raise ValueError(f"final_lr_ratio must be a number in [0, 1], got {config['final_lr_ratio']!r}")
     if config["channels_last"] not in ("auto", True, False):
         raise ValueError(f"channels_last must be 'auto', true or false, got {config['channels_last']!r}")
     for key in ("batch_size", "epochs", "n_global", "global_size", "num_slices"):
@@ -210,17 +218,20 @@ def resolve_run(pretrain: dict, run: str, *, default_scale: str = "small") -> tu
     resources = {**DEFAULT_RESOURCES, **scales[scale].get("resources", {}), **spec.pop("resources", {})}
     config = {**scales[scale]["settings"], **spec, "run": run, "scale": scale}
     try:
-        return check_config(config), resources
+        config = check_config(config)
     except ValueError as error:
         raise ValueError(f"pretrain run {run!r}: {error}") from None
+    # A key added since a run was trained is left out while it holds its old behaviour, so the
+    # workflow's params (this config) of that run stay what Snakemake recorded when it trained.
+    return {k: v for k, v in config.items() if k not in ADDED_TRAINING_KEYS or v != ADDED_TRAINING_KEYS[k]}, resources
 
 
-def learning_rate(step: int, *, peak: float, warmup_steps: int, total_steps: int) -> float:
-    """Linear warm-up from peak / warmup_steps to peak, then cosine annealing to 0."""
+def learning_rate(step: int, *, peak: float, warmup_steps: int, total_steps: int, final: float = 0.0) -> float:
+    """Linear warm-up from peak / warmup_steps to peak, then cosine annealing to `final`."""
     if step < warmup_steps:
         return peak * (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return final + (peak - final) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 class ResumableSampler(DistributedSampler):
@@ -456,7 +467,8 @@ def resume(checkpoint_path: Path, config: dict, net: LeJEPANet, optimizer, proce
     if not checkpoint_path.exists():
         return state
     checkpoint = read_checkpoint(checkpoint_path)
-    changed = {k for k in TRAINING_KEYS if checkpoint["config"].get(k) != config[k]}
+    made_with = {**ADDED_TRAINING_KEYS, **checkpoint["config"]}  # a key added since: its old behaviour
+    changed = {k for k in TRAINING_KEYS if made_with.get(k) != config[k]}
     if changed:
         stale = checkpoint_path.with_name("checkpoint.stale.pt")
         if processes.is_main:
@@ -605,6 +617,7 @@ def main(config: dict) -> Path:
         "peak": config["lr"],
         "warmup_steps": round(config["warmup_epochs"] * steps_per_epoch),
         "total_steps": config["epochs"] * steps_per_epoch,
+        "final": config["lr"] * config["final_lr_ratio"],
     }
     eval_loader = make_eval_loader(config) if config["eval_split"] and processes.is_main else None
     net, model = make_model(config, len(images.classes), processes, channels_last)
