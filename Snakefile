@@ -1,4 +1,6 @@
-# LeJEPA (Balestriero & LeCun, arXiv 2511.08544): every figure and table of the paper.
+# LeJEPA (Balestriero & LeCun, arXiv 2511.08544): the paper's figures and tables that this
+# workflow builds today. The README's "What the DAG builds today" says which, at what scale,
+# and which are still owed.
 #
 #   snakemake --cores all                      # the synthetic figures (the default target, `all`)
 #   snakemake --cores all figures/fig6.pdf     # one figure
