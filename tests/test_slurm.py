@@ -157,3 +157,134 @@ def test_table2_tiny_through_slurm(slurm_cluster, workflow_copy, require_shared)
     paper = table.set_index(["row", "probe", "column"])["paper"]
     assert paper[("lejepa_vitl", "linear", "dtd")] == pytest.approx(78.30)
     assert (copy / "tables" / "table2.md").exists()
+
+
+# ---------------------------------------------------------------- DDP through Slurm
+
+# A tiny run on conftest's generated dataset, as 2 CPU processes (gloo) on one node: the job
+# asks for --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 (the 2 cores of local-slurm.sh's
+# node) and starts its processes with srun, the launch path of a multi-node GPU job.
+DDP_RUN = dict(
+    dataset="tiny", backbone="test_resnet", scale="tiny", projector="32-16", global_size=16, local_size=8,
+    batch_size=16, epochs=1, max_steps_per_epoch=3, lr=1e-4, warmup_epochs=0, num_slices=32, device="cpu",
+    workers=0, progress=False, checkpoint_every_steps=1,
+    resources=dict(threads=2, mem_mb=3000, runtime=10, nodes=1, gpus=0, tasks_per_node=2),
+)  # fmt: skip
+
+
+def test_ddp_as_two_slurm_tasks_equals_one_process(slurm_cluster, workflow_copy, tiny_dataset):
+    """`snakemake --profile slurm` runs a pretraining as one sbatch job of 2 tasks that srun
+    starts (ranks from SLURM_PROCID, rendezvous on the first host of the node list, gloo);
+    its weights equal those of one process training on the same global batch of 16.
+
+    lr 1e-4 keeps AdamW's steps on gradients that are zero up to rounding below the
+    tolerance (tests/test_train.py::test_ddp_two_processes_match_one_process)."""
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    import torch
+
+    from lejepa import train
+
+    copy = workflow_copy
+    (copy / "data").mkdir()
+    (copy / "data" / "tiny").symlink_to(tiny_dataset)
+    (copy / "ddp.yaml").write_text(yaml.safe_dump({"pretrain": {"runs": {"ddp_tiny": DDP_RUN}}}))
+    result = subprocess.run(
+        ["timeout", "-k", "10", "600", sys.executable, "-m", "snakemake", "--profile", "slurm",
+         "runs/ddp_tiny/final.pt", "--slurm-keep-successful-logs", "--configfile", "ddp.yaml"],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    log = (copy / "logs" / "pretrain" / "ddp_tiny.log").read_text() if result.returncode == 0 else ""
+    assert result.returncode == 0, output[-10000:] + "\n".join(
+        p.read_text()[-5000:] for p in (copy / "logs").rglob("*.log")
+    )
+
+    # the sbatch job asked for the layout, with the resources that make it an srun (mpi) job
+    assert "nodes=1" in output and "tasks_per_node=2" in output and "cpus_per_task=1" in output and "mpi=srun" in output
+    (job_id,) = re.findall(r"submitted with SLURM jobid (\d+)", output)
+    # the job started its processes with srun, and each of the 2 knew its rank from Slurm
+    srun_line = next(line for line in log.splitlines() if line.startswith(f"SLURM_JOB_ID {job_id}: srun "))
+    assert "--ntasks=2" in srun_line and "--ntasks-per-node=2" in srun_line, srun_line
+    for rank in (0, 1):
+        assert f"lejepa.launch: process {rank} of 2 (local rank {rank})" in log, log[-3000:]
+    assert f"Slurm job {job_id}, rendezvous" in log
+
+    distributed = torch.load(copy / "runs" / "ddp_tiny" / "final.pt", map_location="cpu", weights_only=False)
+    config = yaml.safe_load((copy / "runs" / "ddp_tiny" / "config.yaml").read_text())
+    assert config["threads"] == 1 and config["batch_size"] == 16  # the global batch: 8 per process
+    config["data_dir"], config["out_dir"] = str(copy / config["data_dir"]), str(copy / "one_process")
+    one = torch.load(train.main(config), map_location="cpu", weights_only=False)
+    for part in ("encoder", "probe"):
+        for key, value in one[part].items():
+            if value.is_floating_point():
+                torch.testing.assert_close(distributed[part][key], value, atol=1e-5, rtol=0, msg=f"{part}.{key}")
+    for key in ("loss", "prediction", "sigreg", "online_acc"):
+        assert distributed["history"][0][key] == pytest.approx(one["history"][0][key], rel=1e-5), key
+    assert distributed["history"][0]["step"] == 3
+
+
+# ---------------------------------------------------------------- what a paper-scale job asks for
+
+
+def test_paper_dry_run_shows_nodes_and_gpus(workflow_copy):
+    """`snakemake -n --profile slurm` of an ImageNet paper run (config/pretrain.yaml: 2 nodes x
+    8 GPUs) lists the job's node, task and GPU request; a one-GPU paper run keeps --gpus=1."""
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--profile", "slurm", "runs/imagenet_convnextv2_huge_paper/final.pt",
+         "runs/flowers102_resnet18_paper/final.pt"],
+        cwd=workflow_copy, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    resources = dict(
+        re.findall(r"wildcards: run=(\S+)\n\s+resources: (.+)", output)
+    )  # run -> the job's resources line
+    big, one_gpu = resources["imagenet_convnextv2_huge_paper"], resources["flowers102_resnet18_paper"]
+    for item in ("nodes=2", "gres=gpu:8", "tasks_per_node=8", "cpus_per_task=8", "mpi=srun", "mem_mb=256000", "gpu=0"):
+        assert item in big.split(", "), big
+    for item in ("nodes=1", "gpu=1"):
+        assert item in one_gpu.split(", "), one_gpu
+    assert "mpi=" not in one_gpu and "gres=" not in one_gpu
+
+
+class _Resources(dict):
+    __getattr__ = dict.__getitem__
+
+
+@pytest.mark.parametrize(
+    "resources, expected, absent",
+    [
+        ({"nodes": 2, "gpus": 8, "threads": 64}, ["--nodes=2", "--ntasks-per-node=8", "--gres=gpu:8",
+                                                  "--cpus-per-task=8"], ["--gpus", "--ntasks-per-gpu", "--ntasks="]),
+        ({"nodes": 4, "gpus": 1, "threads": 8}, ["--nodes=4", "--ntasks=4", "--gres=gpu:1", "--cpus-per-task=8"],
+         ["--gpus", "--ntasks-per-gpu", "--ntasks-per-node"]),
+        ({"nodes": 1, "gpus": 0, "tasks_per_node": 2, "threads": 2}, ["--nodes=1", "--ntasks-per-node=2",
+                                                                      "--cpus-per-task=1"], ["--gres", "--gpus"]),
+        ({"nodes": 1, "gpus": 1, "threads": 16}, ["--nodes=1", "--gpus=1", "--cpus-per-task=16"],
+         ["--gres", "--ntasks"]),
+    ],
+)  # fmt: skip
+def test_sbatch_flags_of_the_slurm_plugin(resources, expected, absent):
+    """The sbatch command snakemake-executor-plugin-slurm builds from lejepa.launch.slurm_resources."""
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    from types import SimpleNamespace
+
+    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    from lejepa.launch import slurm_resources
+
+    plugin = {key: value for key, value in slurm_resources(resources).items() if value is not None}
+    job = SimpleNamespace(
+        resources=_Resources(runtime=60, mem_mb=1000, **plugin), threads=resources["threads"], name="pretrain"
+    )
+    params = dict(run_uuid="x", slurm_logfile="log", comment_str="c", account="", partition="", workdir="")
+    call = get_submit_command(job, params) + set_gres_string(job)
+    for flag in expected:
+        assert flag in call.split(), (flag, call)
+    for flag in absent:
+        assert not any(word.startswith(flag) for word in call.split()), (flag, call)
