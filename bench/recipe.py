@@ -42,7 +42,10 @@ this calibration, feature extraction and the probe not included, and reported ap
   --random-init trains nothing (no calibration; steps 0) and records the same minutes.
 
 Output: a summary, then the last line `linear_probe_top1: X` (top-1 %, test split), and
-one JSON line appended to --out (file rewritten to a temporary file, then renamed).
+one JSON line appended to --out (file rewritten to a temporary file, then renamed), with
+`commit`: the short hash of the code it ran (`-dirty` with uncommitted changes outside the
+outputs; rows from before the bench recorded it say `unknown`, and `added_in_commit` gives the
+commit that added them to bench/results/recipe.jsonl).
 `epochs_reached` = images seen / training-set size (passes over the data); `engine_epochs`
 x `steps_per_epoch` = steps. Numbers on this project's shared 2-core machine swing with
 the other jobs (10x seen: 18-23 img/s while another training ran, 210-227 img/s alone):
@@ -75,7 +78,15 @@ from lejepa.data import DATASETS, EncodedImages, prepare
 from lejepa.features import random_init_encoder
 from lejepa.io import write_text
 from lejepa.plots import plt, save_figure, use_paper_style
-from lejepa.recipe import calibrate, fit_schedule, linear_probe, parse_overrides, train_on_schedule, view_sizes
+from lejepa.recipe import (
+    calibrate,
+    code_commit,
+    fit_schedule,
+    linear_probe,
+    parse_overrides,
+    train_on_schedule,
+    view_sizes,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "bench" / "results" / "recipe.jsonl"
@@ -153,11 +164,19 @@ def read_rows(path: Path) -> list[dict]:
     return rows
 
 
+def row_commit(row: dict) -> str:
+    """The row's commit; for a row from before the bench recorded it, the commit that added it."""
+    commit = row.get("commit", "unknown")
+    if commit == "unknown" and "added_in_commit" in row:
+        return f"unknown (added in {row['added_in_commit']})"
+    return commit
+
+
 def markdown_table(rows: list[dict]) -> str:
     lines = [
         "| # | dataset | setting | minutes | img/s | epochs | steps | loss / pred / sigreg "
-        "| linear probe top-1 (%) | seed |",
-        "|---:|---|---|---:|---:|---:|---:|---|---:|---:|",
+        "| linear probe top-1 (%) | seed | commit |",
+        "|---:|---|---|---:|---:|---:|---:|---|---:|---:|---|",
     ]
     for number, r in enumerate(rows, 1):
         trained = r["steps"] > 0
@@ -166,7 +185,7 @@ def markdown_table(rows: list[dict]) -> str:
         lines.append(
             f"| {number} | {r['dataset']} | {r['setting']} | {r['minutes']:g} | {img_per_s} "
             f"| {r['epochs_reached']:.2f} | "
-            f"{r['steps']} | {losses} | {r['probe_top1']:.2f} | {r['seed']} |"
+            f"{r['steps']} | {losses} | {r['probe_top1']:.2f} | {r['seed']} | {row_commit(r)} |"
         )
     return "\n".join(lines)
 
@@ -265,6 +284,7 @@ def main(argv=None) -> dict | None:
         raise ValueError(f"{root}: {num_train} training images make no batch of {config['batch_size']}")
     row = {
         "time": datetime.datetime.now().isoformat(timespec="seconds"),
+        "commit": code_commit(REPO),  # the code the row was made with (-dirty: with uncommitted changes)
         "dataset": args.dataset,
         "setting": setting_label(args, overrides),
         "overrides": overrides,

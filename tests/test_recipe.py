@@ -94,6 +94,7 @@ def test_tiny_recipe_end_to_end(tiny_data_root, tmp_path):
     assert fields <= set(saved[0])
     first = saved[0]
     assert first["dataset"] == "tiny" and first["minutes"] == 0.1 and first["seed"] == 0
+    assert re.fullmatch(r"[0-9a-f]{7,40}(-dirty)?|unknown", first["commit"])  # the code the row was made with
     assert 0.0 <= first["probe_top1"] <= 100.0 and first["num_probe_train"] == 96 and first["num_probe_test"] == 32
     # the engine ran the fitted schedule: E epochs of S steps, 96 images / batch 16 = at most 6 steps each
     schedule = first["schedule"]
@@ -120,3 +121,14 @@ def test_tiny_recipe_end_to_end(tiny_data_root, tmp_path):
     assert refused.returncode == 1 and re.search("row 2 .*trained nothing", refused.stderr)
     refused = run_bench("--plot", tmp_path / "none.png", "--rows", "3", "--out", out)
     assert refused.returncode == 1 and "rows 1..2" in refused.stderr
+
+
+def test_committed_rows_carry_their_commit():
+    """Every row of bench/results/recipe.jsonl names the code it was made with; the rows from
+    before the bench recorded it say unknown and name the commit that added them."""
+    rows = [json.loads(line) for line in (REPO / "bench" / "results" / "recipe.jsonl").read_text().splitlines()]
+    assert rows
+    for number, row in enumerate(rows, 1):
+        assert re.fullmatch(r"[0-9a-f]{7,40}(-dirty)?|unknown", row["commit"]), number
+        if row["commit"] == "unknown":
+            assert re.fullmatch(r"[0-9a-f]{7,40}", row["added_in_commit"]), number

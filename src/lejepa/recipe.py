@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from lejepa.data import DATASETS, EncodedImages
 from lejepa.devices import resolve_device
 from lejepa.features import extract
 from lejepa.models import load_encoder
+from lejepa.tables import GENERATED_FOLDERS
 from lejepa.views import eval_transform
 
 # Keys fitted to the budget: a --set of them is refused.
@@ -122,6 +125,26 @@ def train_on_schedule(config: dict, schedule: dict, run_dir: Path) -> tuple[torc
 
 
 # ---------------------------------------------------------------- config and data
+
+
+def code_commit(repo: Path) -> str:
+    """The commit a result row was made with: HEAD's short hash, ``-dirty`` when tracked files
+    other than outputs (GENERATED_FOLDERS and bench/results, where rows accumulate) differ from
+    it, ``unknown`` outside git. ``LEJEPA_COMMIT`` in the environment takes precedence (a copy
+    of the tree without .git), as in lejepa.tables.git_commit."""
+    if os.environ.get("LEJEPA_COMMIT"):
+        return os.environ["LEJEPA_COMMIT"]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        outputs = [f":(exclude){folder}" for folder in (*GENERATED_FOLDERS, "bench/results")]
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", *outputs)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
 
 
 def parse_overrides(pairs: list[str]) -> dict:
