@@ -1,12 +1,13 @@
 """LeJEPA pretraining: multi-crop views, any timm backbone, AdamW + warm-up/cosine, resumable.
 
-    python -m lejepa.train --config runs/<run>/config.yaml
+    python -m lejepa.train --config runs/<run>/config.yaml [--set key=value ...]
+    python -m lejepa.train --help                                                # every setting, its default
     torchrun --nproc_per_node=N -m lejepa.train --config runs/<run>/config.yaml   # DDP
     lejepa.train.main(config)                                                    # from Python
 
-The config is one flat mapping (see TRAINING_KEYS and RUNTIME_DEFAULTS below);
-config/pretrain.yaml defines scales and runs and `resolve_run` turns one run
-into such a mapping.
+The config is one flat mapping (TRAINING_KEYS and RUNTIME_DEFAULTS, defined in the
+torch-free lejepa.train_config and re-exported here); config/pretrain.yaml defines
+scales and runs and `resolve_run` turns one run into such a mapping.
 
 What one step does (paper, section 5 and algorithm 2):
   views (Vg global + Vl local per image) -> encoder, one forward per resolution
@@ -35,7 +36,6 @@ A checkpoint made with other TRAINING_KEYS is set aside and the run starts afres
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import math
 import os
@@ -50,7 +50,6 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
@@ -59,65 +58,23 @@ from tqdm import tqdm
 from lejepa import LeJEPALoss, SIGReg
 from lejepa.data import EncodedImages
 from lejepa.devices import resolve_device
-from lejepa.families import resolve_family_settings
 from lejepa.io import atomic_path, write_csv
 from lejepa.loss import prediction_loss
 from lejepa.models import convert_sync_batchnorm, encoder_from_config
+from lejepa.progress import format_duration, time_left
+from lejepa.train_config import (  # noqa: F401  (the settings need no torch; re-exported here)
+    ADDED_RUNTIME_KEYS,
+    ADDED_TRAINING_KEYS,
+    DEFAULT_RESOURCES,
+    RUNTIME_DEFAULTS,
+    TRAINING_KEYS,
+    build_parser,
+    check_config,
+    config_from_arguments,
+    load_config,
+    resolve_run,
+)
 from lejepa.views import MultiCropViews, SeededViews, collate_views, eval_transform
-
-# Keys that change the result: a checkpoint whose values differ is not resumed.
-TRAINING_KEYS = {
-    "dataset": "name of the prepared dataset (data/<dataset>/)",
-    "backbone": "timm model name",
-    "projector": "projector MLP sizes, e.g. '2048-2048-128'",
-    "small_stem": "none | cifar | stride1_maxpool (lejepa.models)",
-    "n_global": "global views per image (V_g)",
-    "n_local": "local views per image (V_l)",
-    "global_size": "global view side in pixels",
-    "local_size": "local view side in pixels",
-    "global_scale": "RandomResizedCrop area range of global views",
-    "local_scale": "RandomResizedCrop area range of local views",
-    "batch_size": "global batch size (all processes together)",
-    "epochs": "training epochs",
-    "warmup_epochs": "linear learning-rate warm-up, in epochs (may be fractional)",
-    "lr": "peak AdamW learning rate",
-    "final_lr_ratio": "the cosine ends at lr * final_lr_ratio (absent: 0)",
-    "weight_decay": "AdamW weight decay (not on the online probe); a number or {vit: x, other: y} by backbone",
-    "lam": "lambda: loss = (1 - lam) * prediction + lam * SIGReg",
-    "num_slices": "SIGReg directions per step",
-    "t_max": "Epps-Pulley integration range [0, t_max]",
-    "knots": "Epps-Pulley quadrature points",
-    "centers": "auto | global | all: the views whose mean every view predicts (algorithm 2; auto: all, ViTs global)",
-    "seed": "seed of model init, data order and augmentations",
-    "max_steps_per_epoch": "cut every epoch to this many steps (null: the whole dataset)",
-}
-
-# Training keys added after runs were trained with the engine: a config or checkpoint
-# without one behaves as the engine did before it (the cosine annealed to 0).
-ADDED_TRAINING_KEYS = {"final_lr_ratio": 0.0}
-
-# Keys that do not change the result (a resumed run may change them).
-RUNTIME_DEFAULTS = {
-    "run": "unnamed",
-    "scale": "custom",
-    "data_dir": None,  # default data/<dataset>
-    "out_dir": None,  # default runs/<run>
-    "eval_split": None,  # e.g. "test": online-probe accuracy on it after each epoch
-    "eval_every": 1,  # epochs between online-probe evaluations
-    "device": "auto",  # auto | cpu | cuda
-    "threads": 2,  # torch intra-op threads of each process
-    "workers": 1,  # DataLoader worker processes
-    "checkpoint_minutes": 10.0,  # also checkpoint mid-epoch this often
-    "checkpoint_every_steps": None,  # also checkpoint every this many steps (tests)
-    "progress": True,  # tqdm bar
-    "channels_last": "auto",  # auto (on CUDA only) | true | false: memory format of images and weights
-    "compile": False,  # torch.compile the model's forward (same math; a one-off compile at the start)
-}
-
-
-# Resources of a run whose scale and run give none (Snakemake `threads` / `resources`).
-DEFAULT_RESOURCES = {"threads": 2, "mem_mb": 4000, "runtime": 60, "gpus": 0, "slurm_extra": "", "nodes": 1,
-                     "tasks_per_node": None}  # per node: threads, mem_mb, gpus (lejepa.launch)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -173,57 +130,6 @@ def kept_checkpoint_note(checkpoint_path) -> str:
         f"will most likely meet the same non-finite loss; change a training setting (e.g. a lower lr) to start afresh "
         f"(the checkpoint is then set aside as {checkpoint_path.with_name('checkpoint.stale.pt')})."
     )
-
-
-def check_config(config: dict) -> dict:
-    """Complete runtime keys with defaults; reject missing or unknown keys by name."""
-    unknown = sorted(set(config) - set(TRAINING_KEYS) - set(RUNTIME_DEFAULTS))
-    if unknown:
-        raise ValueError(
-            f"unknown pretrain config key(s) {unknown}; known: {sorted(TRAINING_KEYS) + sorted(RUNTIME_DEFAULTS)}"
-        )
-    missing = sorted(set(TRAINING_KEYS) - set(config) - set(ADDED_TRAINING_KEYS))
-    if missing:
-        raise ValueError(f"pretrain config is missing key(s) {missing}")
-    defaults = {**RUNTIME_DEFAULTS, **ADDED_TRAINING_KEYS}
-    ordered = ["run", "scale", *TRAINING_KEYS, *(k for k in RUNTIME_DEFAULTS if k not in ("run", "scale"))]
-    config = {key: config[key] if key in config else defaults[key] for key in ordered}
-    config["data_dir"] = config["data_dir"] or f"data/{config['dataset']}"
-    config["out_dir"] = config["out_dir"] or f"runs/{config['run']}"
-    config = resolve_family_settings(config)  # centers and weight_decay for this backbone (lejepa.families)
-    if not isinstance(config["final_lr_ratio"], (int, float)) or not 0 <= config["final_lr_ratio"] <= 1:
-        raise ValueError(f"final_lr_ratio must be a number in [0, 1], got {config['final_lr_ratio']!r}")
-    if config["channels_last"] not in ("auto", True, False):
-        raise ValueError(f"channels_last must be 'auto', true or false, got {config['channels_last']!r}")
-    for key in ("batch_size", "epochs", "n_global", "global_size", "num_slices"):
-        if not isinstance(config[key], int) or config[key] < 1:
-            raise ValueError(f"{key} must be a positive integer, got {config[key]!r}")
-    return config
-
-
-def resolve_run(pretrain: dict, run: str, *, default_scale: str = "small") -> tuple[dict, dict]:
-    """config/pretrain.yaml's `pretrain` section + a run name -> (flat training config, resources).
-
-    A run = {dataset, backbone, scale (optional), resources (optional), any key of
-    TRAINING_KEYS or RUNTIME_DEFAULTS}; the scale's `settings` fill in the rest.
-    """
-    runs = pretrain.get("runs", {})
-    if run not in runs:
-        raise ValueError(f"pretrain run {run!r} is not defined in config (pretrain.runs); defined: {sorted(runs)}")
-    spec = dict(runs[run])
-    scale = spec.pop("scale", default_scale)
-    scales = pretrain.get("scales", {})
-    if scale not in scales:
-        raise ValueError(f"pretrain run {run!r}: unknown scale {scale!r}; defined: {sorted(scales)}")
-    resources = {**DEFAULT_RESOURCES, **scales[scale].get("resources", {}), **spec.pop("resources", {})}
-    config = {**scales[scale]["settings"], **spec, "run": run, "scale": scale}
-    try:
-        config = check_config(config)
-    except ValueError as error:
-        raise ValueError(f"pretrain run {run!r}: {error}") from None
-    # A key added since a run was trained is left out while it holds its old behaviour, so the
-    # workflow's params (this config) of that run stay what Snakemake recorded when it trained.
-    return {k: v for k, v in config.items() if k not in ADDED_TRAINING_KEYS or v != ADDED_TRAINING_KEYS[k]}, resources
 
 
 def learning_rate(step: int, *, peak: float, warmup_steps: int, total_steps: int, final: float = 0.0) -> float:
@@ -600,6 +506,44 @@ def metrics_row(state: TrainingState, *, lr: float) -> dict:
     }
 
 
+def run_progress(run: str, step: int, total_steps: int, steps_at_start: int, session_s: float) -> str:
+    """The epoch line's progress of the whole run: 'run <run>: step <step>/<total>, about <t> left'
+    (t at this session's pace, its evaluations and checkpoints included)."""
+    left = time_left(session_s, step - steps_at_start, total_steps - step)
+    return f"run {run}: step {step}/{total_steps}, about {format_duration(left)} left"
+
+
+# ---- TensorBoard (the setting tensorboard: true) --------------------------------------------
+
+
+def tensorboard_writer_class():
+    """torch.utils.tensorboard.SummaryWriter; without the tensorboard package, an ImportError
+    that names the setting and says what to do."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as error:
+        raise ImportError(
+            f"the setting tensorboard: true needs the tensorboard package, which cannot be imported ({error}); "
+            f"install it (pip install tensorboard, or pip install -e '.[tensorboard]') or set tensorboard: false"
+        ) from error
+    return SummaryWriter
+
+
+def open_tensorboard(summary_writer, out_dir: Path, state: TrainingState):
+    """A writer of <out_dir>/tensorboard that drops the events of steps after the last metrics row
+    the run holds (written before a kill, then not kept by the checkpoint it resumes from)."""
+    purge_step = state.history[-1]["step"] + 1 if state.history else 0
+    return summary_writer(log_dir=str(out_dir / "tensorboard"), purge_step=purge_step)
+
+
+def write_tensorboard_row(writer, row: dict) -> None:
+    """One metrics.csv row as scalars named by its columns, at global step row["step"] (NaN: none)."""
+    for key, value in row.items():
+        if key not in ("epoch", "step") and math.isfinite(value):
+            writer.add_scalar(key, value, global_step=row["step"])
+    writer.flush()
+
+
 def main(config: dict) -> Path:
     config = check_config(config)
     out_dir = Path(config["out_dir"])
@@ -607,6 +551,7 @@ def main(config: dict) -> Path:
     if final_path.exists():
         print(f"{final_path} exists: run {config['run']!r} is finished, nothing to do")
         return final_path
+    summary_writer = tensorboard_writer_class() if config["tensorboard"] else None  # fails before any work
 
     processes = start_processes(config)
     channels_last = processes.use_cuda if config["channels_last"] == "auto" else bool(config["channels_last"])
@@ -630,19 +575,21 @@ def main(config: dict) -> Path:
     if processes.is_main:  # temporary files of checkpoint writes that a kill interrupted
         for leftover in out_dir.glob(f".{checkpoint_path.name}.*.tmp.pt"):
             leftover.unlink()
+    tensorboard = open_tensorboard(summary_writer, out_dir, state) if summary_writer and processes.is_main else None
 
     session_start, wall_s_at_start = time.monotonic(), state.wall_s  # wall_s: all sessions' time, eval included
+    steps_at_start = state.step  # the pace of this session's steps gives the run's time left
     model.train()
     last_checkpoint_time = time.monotonic()
+    bar = tqdm(  # one bar for the whole run, so its remaining time is the run's
+        total=schedule["total_steps"],
+        initial=state.step,
+        disable=not (processes.is_main and config["progress"]),
+        dynamic_ncols=True,
+    )
     while state.epoch < config["epochs"]:
         sampler.set_epoch(state.epoch, skip=state.batch_in_epoch * batch_per_process)
-        bar = tqdm(
-            total=steps_per_epoch,
-            initial=state.batch_in_epoch,
-            desc=f"epoch {state.epoch + 1}/{config['epochs']}",
-            disable=not (processes.is_main and config["progress"]),
-            dynamic_ncols=True,
-        )
+        bar.set_description(f"epoch {state.epoch + 1}/{config['epochs']}")
         step_start = time.monotonic()
         for batch in itertools.islice(loader, steps_per_epoch - state.batch_in_epoch):
             lr = learning_rate(state.step, **schedule)
@@ -667,7 +614,6 @@ def main(config: dict) -> Path:
                 if processes.is_main:
                     save_checkpoint(checkpoint_path, config, net, optimizer, state)
                 last_checkpoint_time = time.monotonic()
-        bar.close()
 
         # end of epoch: metrics row, optional held-out probe accuracy, checkpoint
         row = metrics_row(state, lr=learning_rate(state.step - 1, **schedule))
@@ -678,6 +624,8 @@ def main(config: dict) -> Path:
             dist.barrier()
         row["wall_s"] = state.wall_s = wall_s_at_start + time.monotonic() - session_start
         state.history.append(row)
+        if tensorboard is not None:  # before the checkpoint: a resume purges a row it does not hold
+            write_tensorboard_row(tensorboard, row)
         state.epoch, state.batch_in_epoch = epoch_number, 0
         state.epoch_sums = dict.fromkeys(state.epoch_sums, 0.0)
         check_finite_weights(net, run=config["run"], when=f"at the end of epoch {state.epoch}",
@@ -688,6 +636,11 @@ def main(config: dict) -> Path:
         if processes.is_main:
             write_csv(pd.DataFrame(state.history), metrics_path)
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+            print(run_progress(config["run"], state.step, schedule["total_steps"], steps_at_start,
+                               time.monotonic() - session_start), flush=True)  # fmt: skip
+    bar.close()
+    if tensorboard is not None:
+        tensorboard.close()
 
     if processes.is_main:
         write_csv(pd.DataFrame(state.history), metrics_path)
@@ -698,21 +651,20 @@ def main(config: dict) -> Path:
     return final_path
 
 
-def load_config(path: str | os.PathLike) -> dict:
+def cli(argv=None) -> Path:
+    """python -m lejepa.train [--config FILE] [--set KEY=VALUE ...]: --help lists every setting and its
+    default; a setting that is unknown, missing or wrong stops with a usage error naming it."""
+    parser = build_parser(__doc__.split("\n")[0])
+    arguments = parser.parse_args(argv)
     try:
-        config = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise ValueError(f"cannot read pretrain config {path}: {error}") from error
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} must hold a mapping of pretrain settings, got {type(config).__name__}")
-    return config
+        config = check_config(config_from_arguments(arguments))
+    except ValueError as error:
+        parser.error(str(error))
+    try:
+        return main(config)
+    except (NonFiniteLoss, CheckpointUnreadable) as error:
+        sys.exit(f"error: {error}")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True, help="flat YAML config, e.g. runs/<run>/config.yaml")
-    arguments = parser.parse_args()
-    try:
-        main(load_config(arguments.config))
-    except (NonFiniteLoss, CheckpointUnreadable) as error:
-        sys.exit(f"error: {error}")
+    cli()
