@@ -4,6 +4,7 @@ NaN stop, the schedule, the sampler, and the config of config/pretrain.yaml."""
 
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -287,3 +288,105 @@ def test_ddp_two_processes_match_one_process(tiny_dataset, tmp_path):
     start = train.encoder_from_config(expected["config"]).state_dict()
     change = max((expected["encoder"][k] - start[k]).abs().max().item() for k in start if start[k].is_floating_point())
     assert change > 1e-4
+
+
+# ---------------------------------------------------------------- the command line, progress, TensorBoard
+
+
+def cli(*args, env=None) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "lejepa.train", *args]
+    return subprocess.run(command, env=env or subprocess_env(), capture_output=True, text=True, timeout=600)
+
+
+def test_help_lists_every_setting_with_its_default():
+    shown = cli("--help")
+    assert shown.returncode == 0, shown.stderr
+    lines = {line.split()[0]: line.split(maxsplit=2)[1:] for line in shown.stdout.splitlines() if line.startswith("  ")}
+    for key in train.TRAINING_KEYS:
+        default = "required" if key not in train.ADDED_TRAINING_KEYS else str(train.ADDED_TRAINING_KEYS[key])
+        assert lines[key][0] == default, key
+    for key, default in train.RUNTIME_DEFAULTS.items():
+        assert lines[key][0] == yaml.safe_dump(default).removesuffix("\n...\n").strip(), key
+    assert "--set KEY=VALUE" in shown.stdout and "config/examples/train_tiny.yaml" in shown.stdout
+
+
+def test_set_values_are_yaml_and_unknown_keys_name_the_nearest_setting():
+    from lejepa.train_config import parse_overrides
+
+    pairs = ["lr=1e-3", "global_scale=[0.2, 1.0]", "eval_split=null", "progress=false", "epochs=3", "run=a=b"]
+    assert parse_overrides(pairs) == {"lr": 0.001, "global_scale": [0.2, 1.0], "eval_split": None,
+                                      "progress": False, "epochs": 3, "run": "a=b"}  # fmt: skip
+    refused = cli("--set", "lrr=1e-3")
+    assert refused.returncode == 2
+    assert refused.stderr.strip().endswith(
+        "error: --set lrr: unknown setting; did you mean 'lr'? (python -m lejepa.train --help lists them)"
+    )
+    missing = cli("--set", "lr=1e-3")
+    assert missing.returncode == 2 and "error: pretrain config is missing key(s) ['backbone', " in missing.stderr
+    assert cli("--set", "epochs").stderr.strip().endswith("error: --set expects key=value, got 'epochs'")
+
+
+def test_example_config_is_complete_and_runs_through_the_cli_with_set(tiny_dataset, tmp_path):
+    """config/examples/train_tiny.yaml, pointed by --set at the tiny dataset and made smaller: the CLI
+    trains the same weights as lejepa.train.main given the same settings, and its epoch lines say
+    how far the whole run is."""
+    example = REPO / "config/examples/train_tiny.yaml"
+    config = train.load_config(example)
+    assert set(train.TRAINING_KEYS) - set(train.ADDED_TRAINING_KEYS) <= set(config)
+    train.check_config(config)
+    smaller = dict(data_dir=str(tiny_dataset), out_dir=str(tmp_path / "cli"), backbone="test_resnet", projector="32-16",
+                   global_size=16, local_size=8, batch_size=16, max_steps_per_epoch=2, num_slices=16, threads=1,
+                   progress=False, eval_split=None)  # fmt: skip
+    sets = [f"{key}={yaml.safe_dump(value, default_flow_style=True).removesuffix(chr(10) + '...' + chr(10)).strip()}"
+            for key, value in smaller.items()]  # fmt: skip
+    ran = cli("--config", str(example), *[arg for pair in sets for arg in ("--set", pair)])
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    reference = train.main({**config, **smaller, "out_dir": str(tmp_path / "reference")})
+    expected, found = load(reference), load(tmp_path / "cli" / "final.pt")
+    assert_same_tensors(expected["encoder"], found["encoder"])
+    assert_same_tensors(expected["probe"], found["probe"])
+    assert found["config"]["backbone"] == "test_resnet" and found["config"]["epochs"] == config["epochs"]
+    progress = re.findall(r"^run example_tiny: step (\d+)/(\d+), about (\S+) left$", ran.stdout, re.MULTILINE)
+    total = config["epochs"] * 2
+    epochs = range(1, config["epochs"] + 1)
+    assert [(int(step), int(of)) for step, of, _ in progress] == [(2 * epoch, total) for epoch in epochs]
+    assert progress[-1][2] == "0s"  # nothing left after the last epoch
+
+
+def test_tensorboard_without_the_package_names_the_setting(tiny_dataset, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as without the package
+    with pytest.raises(ImportError) as raised:
+        train.main(tiny_config(tiny_dataset, tmp_path / "run", tensorboard=True))
+    message = str(raised.value)
+    assert message.startswith("the setting tensorboard: true needs the tensorboard package, which cannot be imported")
+    assert message.endswith("install it (pip install tensorboard, or pip install -e '.[tensorboard]') "
+                            "or set tensorboard: false")  # fmt: skip
+    assert not (tmp_path / "run").exists()  # stopped before any work
+
+
+def test_tensorboard_off_leaves_resolved_settings_as_they_were():
+    """tensorboard was added after runs were trained: at its default it is not in a run's resolved
+    settings (the workflow's params), set it is."""
+    pretrain = {"scales": {"s": {"settings": tiny_config("d", "o")}}, "runs": {"r": {"scale": "s"}, "t": {
+        "scale": "s", "tensorboard": True}}}  # fmt: skip
+    assert "tensorboard" not in train.resolve_run(pretrain, "r")[0]
+    assert train.resolve_run(pretrain, "t")[0]["tensorboard"] is True
+    with pytest.raises(ValueError, match="tensorboard must be true or false, got 'yes'"):
+        train.check_config({**tiny_config("d", "o"), "tensorboard": "yes"})
+
+
+def test_tensorboard_holds_the_scalars_of_metrics_csv(tiny_dataset, tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed (pip install -e '.[tensorboard]')")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    train.main(tiny_config(tiny_dataset, out, epochs=2, max_steps_per_epoch=2, eval_split="test", tensorboard=True))
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    metrics = pd.read_csv(out / "metrics.csv")
+    columns = [c for c in metrics.columns if c not in ("epoch", "step")]
+    assert sorted(events.Tags()["scalars"]) == sorted(columns)
+    for column in columns:
+        logged = [(e.step, e.value) for e in events.Scalars(column)]
+        expected = [(int(s), float(np.float32(v))) for s, v in zip(metrics["step"], metrics[column])]
+        assert logged == expected, column
