@@ -22,11 +22,6 @@
 from lejepa.launch import slurm_resources
 
 
-def pretrain_resource(run, key):
-    """One Snakemake resource of run's pretraining job (None: not set)."""
-    return slurm_resources(pretrain_settings(run)[1])[key]
-
-
 rule pretrain:
     input:
         meta=lambda wc: dataset_meta(pretrain_settings(wc.run)[0]["dataset"]),
@@ -46,14 +41,20 @@ rule pretrain:
     resources:
         mem_mb=lambda wc: pretrain_settings(wc.run)[1]["mem_mb"],
         runtime=lambda wc, attempt: pretrain_settings(wc.run)[1]["runtime"] * attempt,
-        nodes=lambda wc: pretrain_resource(wc.run, "nodes"),
-        gpu=lambda wc: pretrain_resource(wc.run, "gpu"),
-        gres=lambda wc: pretrain_resource(wc.run, "gres"),
-        mpi=lambda wc: pretrain_resource(wc.run, "mpi"),
-        tasks=lambda wc: pretrain_resource(wc.run, "tasks"),
-        tasks_per_node=lambda wc: pretrain_resource(wc.run, "tasks_per_node"),
-        tasks_per_gpu=lambda wc: pretrain_resource(wc.run, "tasks_per_gpu"),
-        cpus_per_task=lambda wc: pretrain_resource(wc.run, "cpus_per_task"),
+        nodes=lambda wc: slurm_resources(pretrain_settings(wc.run)[1])["nodes"],
+        gpu=lambda wc: slurm_resources(pretrain_settings(wc.run)[1])["gpu"],
+        gres=lambda wc: slurm_resources(pretrain_settings(wc.run)[1])["gres"],
+        mpi=lambda wc: slurm_resources(pretrain_settings(wc.run)[1])["mpi"],
+        tasks=lambda wc: slurm_resources(pretrain_settings(wc.run)[1])["tasks"],
+        tasks_per_node=lambda wc: slurm_resources(pretrain_settings(wc.run)[1])[
+            "tasks_per_node"
+        ],
+        tasks_per_gpu=lambda wc: slurm_resources(pretrain_settings(wc.run)[1])[
+            "tasks_per_gpu"
+        ],
+        cpus_per_task=lambda wc: slurm_resources(pretrain_settings(wc.run)[1])[
+            "cpus_per_task"
+        ],
         slurm_extra=lambda wc: pretrain_settings(wc.run)[1].get("slurm_extra", ""),
     params:
         settings=lambda wc: pretrain_settings(wc.run)[0],
