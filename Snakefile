@@ -10,10 +10,20 @@
 #   snakemake --cores all tables/table2.csv    # a real-data table (config/tables.yaml) at the configured scale
 #   snakemake --cores 1 monitor                # each run's curves and results/all.csv
 #   snakemake --report report.html             # every figure with its caption
+import os
 import sys
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
+
+# Jobs import lejepa from src/, installed or not: the conda environments of
+# `--sdm conda` (workflow/envs/) hold the third-party packages only.
+SOURCE_DIR = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SOURCE_DIR)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [SOURCE_DIR, os.environ.get("PYTHONPATH")])
+)
 
 from lejepa.config_errors import describe_config_error
 

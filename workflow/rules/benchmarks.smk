@@ -14,7 +14,7 @@ rule table6:
     benchmark:
         "benchmarks/table6.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/synthetic.yaml"
     threads: config["resources"]["table6"]["threads"]
     resources:
         mem_mb=config["resources"]["table6"]["mem_mb"],
@@ -43,7 +43,7 @@ rule table6_cuda:
     benchmark:
         "benchmarks/table6-cuda.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/synthetic.yaml"
     threads: config["resources"]["table6"]["threads"]
     resources:
         mem_mb=config["resources"]["table6"]["mem_mb"],

@@ -18,7 +18,7 @@ for dataset, spec in DATASETS.items():
             f"logs/prepare/{dataset}.log",
         localrule: True  # downloads: compute nodes are often offline
         conda:
-            "../../environment.yml"
+            "../envs/data.yaml"
         threads: config["resources"]["data"]["threads"]
         resources:
             mem_mb=config["resources"]["data"]["mem_mb"],

@@ -24,7 +24,7 @@ rule run_metrics:
         run=r"[^/]+",
     localrule: True
     conda:
-        "../../environment.yml"
+        "../envs/tables.yaml"
     params:
         metrics=lambda wc: file_and_mtime(f"runs/{wc.run}/metrics.csv"),
     script:
@@ -38,7 +38,7 @@ rule results_csv:
         "logs/monitor/results_csv.log",
     localrule: True
     conda:
-        "../../environment.yml"
+        "../envs/tables.yaml"
     params:
         results=[file_and_mtime(path) for path in existing_results()],
     script:

@@ -36,7 +36,7 @@ rule pretrain:
         run="|".join(re.escape(run) for run in PRETRAIN_RUNS) or "(?!)",  # (?!) matches nothing
     retries: RETRIES
     conda:
-        "../../environment.yml"
+        "../envs/train.yaml"
     threads: lambda wc: pretrain_settings(wc.run)[1]["threads"]
     resources:
         mem_mb=lambda wc: pretrain_settings(wc.run)[1]["mem_mb"],

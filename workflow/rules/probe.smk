@@ -28,7 +28,7 @@ rule extract_features:
         split=r"train|val|test",
     retries: RETRIES
     conda:
-        "../../environment.yml"
+        "../envs/train.yaml"
     threads: config["resources"]["probe"]["threads"]
     resources:
         mem_mb=config["resources"]["probe"]["mem_mb"],
@@ -80,7 +80,7 @@ rule probe:
         dataset=r"[^/]+",
     retries: RETRIES
     conda:
-        "../../environment.yml"
+        "../envs/train.yaml"
     threads: config["resources"]["probe"]["threads"]
     resources:
         mem_mb=config["resources"]["probe"]["mem_mb"],

@@ -19,7 +19,7 @@ for figure in SYNTHETIC_FIGURES:
         benchmark:
             f"benchmarks/synthetic/{figure}.tsv"
         conda:
-            "../../environment.yml"
+            "../envs/synthetic.yaml"
         threads: config["resources"]["synthetic"]["threads"]
         resources:
             mem_mb=config["resources"]["synthetic"]["mem_mb"],

@@ -30,7 +30,7 @@ rule real_table:
         table="|".join(REAL_TABLES) or "(?!)",
     localrule: True  # assembles results/ into a table: seconds
     conda:
-        "../../environment.yml"
+        "../envs/tables.yaml"
     params:
         table=lambda wc: config["tables"][wc.table],
         cells=lambda wc: table_cells_here(wc.table),
@@ -54,7 +54,7 @@ rule fig12:
         "logs/figures/fig12.log",
     localrule: True  # assembles results/ into a table: seconds
     conda:
-        "../../environment.yml"
+        "../envs/tables.yaml"
     script:
         "../scripts/fig12.py"
 
@@ -78,7 +78,7 @@ rule no_such_table:
         name=any_name_but(REAL_TABLES + ["table6"]),
         ext=r"csv|md",
     conda:
-        "../../environment.yml"
+        "../envs/tables.yaml"
     shell:
         "false"
 
@@ -94,6 +94,6 @@ rule no_such_figure:
         name=any_name_but(SYNTHETIC_FIGURES + ["fig12"]),
         ext=r"pdf|png",
     conda:
-        "../../environment.yml"
+        "../envs/tables.yaml"
     shell:
         "false"
