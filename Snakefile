@@ -26,6 +26,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 )
 
 from lejepa.config_errors import describe_config_error
+from lejepa.sweeps import merge_sweep_runs
 
 min_version("9.0")
 
@@ -35,6 +36,7 @@ configfile: "config/data.yaml"
 configfile: "config/pretrain.yaml"
 configfile: "config/probe.yaml"
 configfile: "config/tables.yaml"
+configfile: "config/sweeps.yaml"
 
 
 # A misspelt key or an out-of-range value stops the run here, in a few lines naming
@@ -43,6 +45,12 @@ try:
     validate(config, schema="workflow/schemas/config.schema.yaml")
 except WorkflowError as error:
     sys.exit(describe_config_error(error, workflow.configfiles))
+
+# The sweeps' runs (config/sweeps.yaml: <base>__lam<lambda>__v<views>) join pretrain.runs.
+try:
+    config["pretrain"]["runs"] = merge_sweep_runs(config["pretrain"], config["sweeps"])
+except ValueError as error:
+    sys.exit(f"config/sweeps.yaml: {error}")
 
 
 report: "workflow/report/workflow.rst"
@@ -66,6 +74,7 @@ include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/probe.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/monitor.smk"
+include: "workflow/rules/sweeps.smk"
 
 
 # A bare `snakemake --cores all` builds the synthetic figures: minutes on a laptop, no

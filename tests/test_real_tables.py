@@ -221,7 +221,7 @@ def tiny_workflow(workflow_copy, require_shared):
 def test_targets_not_built_yet_or_misspelt_answer_in_one_line(workflow_copy):
     for target, expected in [
         ("tables/table4.csv", "tables/table4.csv: not built yet; it is owed by the backbones issue"),
-        ("figures/fig8.pdf", "figures/fig8.pdf: not built yet; it is owed by the sweeps issue"),
+        ("figures/fig9.pdf", "figures/fig9.pdf: not built yet; it is owed by the backbones issue"),
         ("tables/tabel2.csv", "tables/tabel2.csv is not a target of this workflow; nearest: tables/table2.csv"),
     ]:
         result = run_snakemake("-n", target, cwd=workflow_copy)

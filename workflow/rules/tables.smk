@@ -75,7 +75,7 @@ rule no_such_table:
     log:
         "logs/no_such_target/tables/{name}.{ext}.log",
     wildcard_constraints:
-        name=any_name_but(REAL_TABLES + ["table6"]),
+        name=any_name_but(REAL_TABLES + ["table6"] + SWEEP_OUTPUT_NAMES),
         ext=r"csv|md",
     conda:
         "../envs/tables.yaml"
@@ -91,7 +91,7 @@ rule no_such_figure:
     log:
         "logs/no_such_target/figures/{name}.{ext}.log",
     wildcard_constraints:
-        name=any_name_but(SYNTHETIC_FIGURES + ["fig12"]),
+        name=any_name_but(SYNTHETIC_FIGURES + ["fig12"] + SWEEP_OUTPUT_NAMES),
         ext=r"pdf|png",
     conda:
         "../envs/tables.yaml"

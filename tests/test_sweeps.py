@@ -1,0 +1,324 @@
+"""Sweeps (config/sweeps.yaml, lejepa.sweeps): the expansion into pretraining runs at each scale,
+the paper's table 7 as transcribed, table 7's assembly, the loss pool and its Spearman
+correlations against scipy on hand-made runs, the tiny-scale table 7, figure 8 and pool figures
+built end to end through Snakemake, and the paper-scale dry run of the 36-run grid.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import write_tiny_dataset
+from scipy.stats import spearmanr
+from test_workflow import output_of, run_snakemake, write_yaml
+
+from lejepa import sweeps
+
+REPO = Path(__file__).resolve().parents[1]
+SWEEPS = yaml.safe_load((REPO / "config" / "sweeps.yaml").read_text())["sweeps"]
+PRETRAIN = yaml.safe_load((REPO / "config" / "pretrain.yaml").read_text())["pretrain"]
+TABLE7 = SWEEPS["table7"]
+PAPER_LAMBDAS = [0.001, 0.005, 0.01, 0.02, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5]
+
+
+# ---------------------------------------------------------------- expansion
+
+
+def test_run_names_are_deterministic():
+    assert sweeps.run_name("cifar10_resnet18", lam=0.05, views=4) == "cifar10_resnet18__lam0.05__v4"
+    assert sweeps.run_name("b", lam=0.001, views=8, seed=2) == "b__lam0.001__v8__s2"
+    assert sweeps.run_name("b", lam=0.150, views=2) == "b__lam0.15__v2"
+
+
+def test_views_are_all_global_by_default_or_two_global_plus_locals():
+    assert sweeps.view_keys(8) == {"n_global": 8, "n_local": 0}
+    assert sweeps.view_keys(8, "two_global") == {"n_global": 2, "n_local": 6}
+    with pytest.raises(ValueError, match="at least 2"):
+        sweeps.view_keys(1, "two_global")
+
+
+@pytest.mark.parametrize("scale, count", [("tiny", 4), ("small", 6 * 3 + 2), ("paper", 36)])
+def test_each_scale_expands_into_its_grid(scale, count):
+    at_scale = TABLE7["scales"][scale]
+    runs = sweeps.sweep_runs(TABLE7, scale, PRETRAIN["runs"])
+    generated = {name: spec for name, spec in runs.items() if "__lam" in name}
+    assert len(generated) == count
+    for name, spec in generated.items():
+        match = re.fullmatch(rf"{at_scale['base']}__lam([0-9.]+)__v([0-9]+)(?:__s([0-9]+))?", name)
+        assert match, name
+        lam, views, seed = float(match[1]), int(match[2]), int(match[3] or 0)
+        assert (spec["lam"], spec["n_global"], spec["n_local"], spec["seed"]) == (lam, views, 0, seed)
+        assert spec["scale"] == scale
+        for key, value in at_scale.get("settings", {}).items():
+            assert spec[key] == value
+    lams = sorted({spec["lam"] for spec in generated.values()})
+    views = sorted({spec["n_global"] for spec in generated.values()})
+    if scale == "paper":
+        assert lams == PAPER_LAMBDAS and views == [2, 4, 8]
+        assert runs[at_scale["base"]] == {"dataset": "imagenet100", "backbone": "resnet50", "scale": "paper"}
+    if scale == "small":  # the issue: at least 6 lambdas spanning 0.005-0.5 x 3 view counts, 3 seeds of one cell
+        assert len(lams) >= 6 and lams[0] == 0.005 and lams[-1] == 0.5 and views == [2, 4, 8]
+        noise = at_scale["noise"]
+        seeds = [spec["seed"] for spec in generated.values() if (spec["lam"], spec["n_global"]) ==
+                 (noise["lam"], noise["views"])]  # fmt: skip
+        assert sorted(seeds) == [0, 1, 2]
+    if scale == "tiny":
+        assert len(lams) == 2 and views == [2, 4]
+
+
+def test_merged_runs_resolve_through_the_training_engine():
+    from lejepa.train import resolve_run
+
+    runs = sweeps.merge_sweep_runs(PRETRAIN, SWEEPS)
+    pretrain = {**PRETRAIN, "runs": runs}
+    config, resources = resolve_run(pretrain, "cifar10_resnet18__lam0.5__v8")
+    assert (config["lam"], config["n_global"], config["n_local"], config["epochs"]) == (0.5, 8, 0, 2)
+    assert config["dataset"] == "cifar10" and config["scale"] == "small"
+    config, resources = resolve_run(pretrain, "imagenet100_resnet50_paper__lam0.001__v2")
+    assert (config["backbone"], config["epochs"], config["global_size"]) == ("resnet50", 400, 224)
+    assert resources["gpus"] == 1
+    for name in runs:  # every generated run is a valid training config
+        if "__lam" in name:
+            resolve_run(pretrain, name)
+
+
+def test_a_generated_name_that_pretrain_defines_otherwise_is_an_error():
+    clash = {**PRETRAIN, "runs": {**PRETRAIN["runs"], "cifar10_resnet18__lam0.05__v4": {"dataset": "x"}}}
+    with pytest.raises(ValueError, match="already defines"):
+        sweeps.merge_sweep_runs(clash, SWEEPS)
+    bad = {"table7": {**TABLE7, "scales": {"small": {**TABLE7["scales"]["small"], "base": "nope"}}}}
+    with pytest.raises(ValueError, match="'nope' is not in pretrain.runs"):
+        sweeps.merge_sweep_runs(PRETRAIN, bad)
+
+
+def test_cells_hold_their_seeds_and_say_why_nothing_is_planned():
+    cells = sweeps.sweep_cells(TABLE7, "small")
+    assert len(cells) == 18
+    noise = [cell for cell in cells if len(cell["runs"]) > 1]
+    assert len(noise) == 1 and noise[0]["results"][2] == "results/cifar10_resnet18__lam0.02__v4__s2/linear/cifar10.json"
+    assert {cell["paper"] for cell in cells if (cell["lam"], cell["views"]) == (0.05, 8)} == {84.32}
+    blocked = sweeps.sweep_cells(TABLE7, "paper", unavailable=lambda name: f"{name}: needs ImageNet-1k")
+    assert all(cell["status"] == "imagenet100: needs ImageNet-1k" and not cell["results"] for cell in blocked)
+
+
+# ---------------------------------------------------------------- the paper's table 7
+
+
+def test_table7_transcription_spans_the_range_targets_states(require_shared):
+    targets = require_shared("paper/TARGETS.md", "the paper's stated range of table 7").read_text()
+    low, high = map(float, re.search(r"accuracy (\d+\.\d)-(\d+\.\d)", targets).groups())
+    grid = sweeps.paper_grid(TABLE7)
+    assert (low, high) == (76.7, 84.7)
+    assert round(min(grid.values()), 1) == low and round(max(grid.values()), 1) == high
+
+
+def test_table7_transcription_rows_and_optimum():
+    assert [float(lam) for lam in TABLE7["paper"]["lam"]] == PAPER_LAMBDAS
+    grid = sweeps.paper_grid(TABLE7)
+    assert len(grid) == 5 + 9 + 12  # V = 2 and V = 4 stop where the paper has no number
+    assert [grid[(lam, 8)] for lam in PAPER_LAMBDAS] == [76.67, 81.58, 83.59, 83.49, 83.76, 84.32, 83.66, 83.07,
+                                                           82.16, 81.00, 79.25, 77.72]  # fmt: skip
+    best = {views: max((acc, lam) for (lam, v), acc in grid.items() if v == views) for views in (2, 4, 8)}
+    assert best == {2: (83.49, 0.01), 4: (84.68, 0.02), 8: (84.32, 0.05)}  # the optimum rises with V
+
+
+# ---------------------------------------------------------------- table 7's assembly
+
+
+def test_table_frame_averages_seeds_and_keeps_the_papers_cells():
+    sweep = {**TABLE7, "scales": {"toy": {"base": "b", "lam": [0.02, 0.5], "views": [4], "seeds": [0],
+                                          "noise": {"lam": 0.02, "views": 4, "seeds": [0, 1]},
+                                          "probe": "linear", "dataset": "d"}}}  # fmt: skip
+    cells = sweeps.sweep_cells(sweep, "toy")
+    accuracy = {"results/b__lam0.02__v4/linear/d.json": 50.0, "results/b__lam0.02__v4__s1/linear/d.json": 54.0,
+                "results/b__lam0.5__v4/linear/d.json": 40.0}  # fmt: skip
+    frame = sweeps.sweep_table_frame(
+        sweep, cells, scale="toy", read_result=lambda path: {"accuracy": accuracy[path]},
+        run_info=lambda run: {"backbone": "resnet18", "pretrain_dataset": "d", "epochs": 2, "resolution": 32,
+                              "pretrain_wall_s": 60.0, "pretrain_device": "cpu", "pretrain_commit": "abc"},
+        dataset_label=str, commit="abc",
+    )  # fmt: skip
+    ours = frame.dropna(subset=["accuracy"]).set_index("lam")
+    assert ours.loc[0.02, "accuracy"] == 52.0 and ours.loc[0.02, "std"] == pytest.approx(np.std([50, 54], ddof=1))
+    assert ours.loc[0.02, "seeds"] == 2 and ours.loc[0.02, "pretrain_wall_s"] == 120.0
+    assert ours.loc[0.02, "paper"] == 84.68 and ours.loc[0.02, "gap"] == pytest.approx(52.0 - 84.68)
+    assert ours.loc[0.5, "paper"] != ours.loc[0.5, "paper"]  # the paper has no V = 4, lambda = 0.5
+    assert len(frame) == 2 + 26 - 1  # our two cells, the paper's other 25
+    assert (frame[frame.accuracy.isna()].status == "not run at toy scale").all()
+    checks = sweeps.sweep_checks(frame)
+    assert checks[0].startswith("V = 4: best lambda 0.02 (52.00, at an end of our grid); spread across 2 lambdas 12.00")
+    assert "paper: best 0.02 (84.68), spread 6.10 over 9 lambdas" in checks[0]
+    assert checks[1].startswith("Seed noise: lambda 0.02, V = 4, 2 seeds: std 2.83 points")
+    markdown = sweeps.sweep_table_markdown(frame, sweep)
+    assert "Scale **toy**" in markdown and "not a reproduction" in markdown and "| 4 | " in markdown
+    assert "52.00 ± 2.83 (84.68)" in markdown
+
+
+# ---------------------------------------------------------------- the loss pool
+
+
+def write_run(folder: Path, run: str, *, lam: float, losses, accuracies, probe_accuracy: float, views=2):
+    """runs/<run>/metrics.csv as lejepa.train writes it and results/<run>/linear/d.json."""
+    epochs = len(losses)
+    metrics = pd.DataFrame({
+        "epoch": range(1, epochs + 1), "step": [10 * e for e in range(1, epochs + 1)], "loss": losses,
+        "prediction": [0.5 * x for x in losses], "sigreg": [2.0 * x for x in losses], "online_acc": accuracies,
+        "online_eval_acc": accuracies, "lr": 0.001, "img_per_s": 10.0, "wall_s": range(1, epochs + 1),
+    })  # fmt: skip
+    (folder / "runs" / run).mkdir(parents=True)
+    metrics.to_csv(folder / "runs" / run / "metrics.csv", index=False)
+    result = folder / "results" / run / "linear" / "d.json"
+    result.parent.mkdir(parents=True)
+    result.write_text(json.dumps({"status": "ok", "accuracy": probe_accuracy, "std": 0.0}))
+    settings = {"scale": "toy", "dataset": "d", "backbone": "resnet18", "lam": lam, "n_global": views, "n_local": 0,
+                "seed": 0, "epochs": epochs}  # fmt: skip
+    return {"run": run, "sweep": "table7", "settings": settings, "probe": "linear", "probe_dataset": "d",
+            "result": str(result), "metrics": str(folder / "runs" / run / "metrics.csv")}  # fmt: skip
+
+
+@pytest.fixture
+def pool(tmp_path):
+    from lejepa.tables import read_result
+
+    rng = np.random.default_rng(0)
+    entries = []
+    for i, lam in enumerate([0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5]):
+        epochs = 6 if i == 3 else 3
+        losses = list(np.sort(rng.uniform(0.2, 2.0, epochs))[::-1])
+        accuracies = list(np.sort(rng.uniform(10, 60, epochs)) + rng.normal(0, 3, epochs))
+        entries.append(write_run(tmp_path, f"b__lam{lam}__v2", lam=lam, losses=losses, accuracies=accuracies,
+                                 probe_accuracy=float(rng.uniform(20, 80))))  # fmt: skip
+    return sweeps.pool_frame(entries, read_result=read_result), entries
+
+
+def test_pool_holds_each_runs_final_losses_and_its_epochs(pool):
+    frame, entries = pool
+    assert list(frame.columns) == sweeps.POOL_COLUMNS
+    assert len(frame) == 6 + 6 * 3
+    runs = sweeps.pool_runs(frame)
+    assert len(runs) == 7
+    for entry in entries:
+        metrics = pd.read_csv(entry["metrics"])
+        row = runs.set_index("run").loc[entry["run"]]
+        assert row.final_loss == metrics.loss.iloc[-1] and row.final_sigreg == metrics.sigreg.iloc[-1]
+        assert row.final_prediction == metrics.prediction.iloc[-1] and row.final_step == metrics.step.iloc[-1]
+        assert row.accuracy == json.loads(Path(entry["result"]).read_text())["accuracy"]
+        assert row.lam == entry["settings"]["lam"] and row.views == 2
+        series = frame[frame.run == entry["run"]]
+        assert np.allclose(series.online_eval_acc, metrics.online_eval_acc)
+
+
+def test_a_result_that_is_not_ok_leaves_its_run_out(tmp_path):
+    from lejepa.tables import read_result
+
+    entry = write_run(tmp_path, "r", lam=0.1, losses=[1.0, 0.5], accuracies=[1.0, 2.0], probe_accuracy=5.0)
+    Path(entry["result"]).write_text(json.dumps({"status": "weights unreachable"}))
+    assert sweeps.pool_frame([entry], read_result=read_result).empty
+
+
+def test_spearman_is_scipys_of_minus_the_loss():
+    rng = np.random.default_rng(1)
+    loss, accuracy = rng.uniform(size=20), rng.uniform(size=20)
+    assert sweeps.spearman_percent(loss, accuracy) == pytest.approx(100 * spearmanr(-loss, accuracy).statistic)
+    assert sweeps.spearman_percent([3.0, 2.0, 1.0], [1.0, 2.0, 3.0]) == pytest.approx(100.0)
+    assert np.isnan(sweeps.spearman_percent([1.0, 2.0], [1.0, 2.0]))  # under 3 points
+
+
+def test_alpha_curve_and_figure_1_numbers_against_scipy(pool):
+    frame, _ = pool
+    runs = sweeps.pool_runs(frame)
+    curve = sweeps.alpha_curve(runs, [0.0, 0.4, 1.0])
+    assert list(curve.group.unique()) == ["all runs"]  # one (backbone, dataset) group: the pool itself
+    for alpha in (0.0, 0.4, 1.0):
+        expected = 100 * spearmanr(-(runs.final_loss / runs.lam**alpha), runs.accuracy).statistic
+        assert curve.set_index("alpha").loc[alpha, "spearman"] == pytest.approx(expected)
+    numbers = sweeps.fig1_numbers(frame)
+    left, right = numbers[numbers.panel == "top_left"], numbers[numbers.panel == "top_right"]
+    assert set(left.run) == {"b__lam0.05__v2"} and len(left) == 6  # the run with the most evaluated epochs
+    series = frame[frame.run == "b__lam0.05__v2"]
+    expected = 100 * spearmanr(-series.loss, series.online_eval_acc).statistic
+    assert left.spearman.iloc[0] == pytest.approx(expected)
+    assert set(right.run) == {"b__lam0.05__v2"}  # and the most steps
+
+
+def test_pool_figures_draw_from_the_pool(pool, tmp_path):
+    from lejepa.plots import save_figure
+    from lejepa.sweep_plots import pool_figure
+
+    frame, _ = pool
+    for name in ("fig1", "fig10", "fig11", "fig19", "fig21"):
+        figure, numbers = pool_figure(name, frame, alphas=[0.0, 0.5, 1.0], scale="toy")
+        save_figure(figure, tmp_path / f"{name}.pdf", tmp_path / f"{name}.png")
+        assert (tmp_path / f"{name}.png").stat().st_size > 5_000 and len(numbers)
+    empty = frame.iloc[:0]
+    for name in ("fig1", "fig10", "fig11", "fig19", "fig21"):
+        figure, _ = pool_figure(name, empty, alphas=[0.0, 1.0], scale="toy")
+        save_figure(figure, tmp_path / "empty.pdf")
+
+
+# ---------------------------------------------------------------- through Snakemake
+
+
+def test_table1_is_still_owed_in_one_line(workflow_copy):
+    result = run_snakemake("-n", "tables/table1.csv", cwd=workflow_copy)
+    assert result.returncode == 1
+    assert "tables/table1.csv: not built yet; it is owed by the sweeps issue" in output_of(result)
+
+
+@pytest.mark.slow
+def test_tiny_sweep_end_to_end(workflow_copy):
+    """Table 7, figure 8, the pool and its figures at the tiny scale, on a tiny DTD-10 (4 classes,
+    96 / 32 images of 20 px) put where the prepared dataset goes."""
+    write_tiny_dataset(workflow_copy / "data" / "dtd10", classes=4)
+    result = run_snakemake("--cores", "2", "sweeps", "--config", "scale=tiny", cwd=workflow_copy, timeout=900)
+    assert result.returncode == 0, output_of(result)[-5000:]
+
+    table = pd.read_csv(workflow_copy / "tables" / "table7.csv")
+    ours = table.dropna(subset=["accuracy"])
+    assert len(ours) == 4 and (table.scale == "tiny").all()
+    assert set(zip(ours.lam, ours.views)) == {(0.02, 2), (0.02, 4), (0.2, 2), (0.2, 4)}
+    assert (ours.n_global == ours.views).all() and (ours.n_local == 0).all() and (ours.epochs == 3).all()
+    for row in ours.itertuples():  # the table holds exactly what the probe wrote
+        path = workflow_copy / f"results/{row.runs}/linear/dtd10.json"
+        assert row.accuracy == pytest.approx(json.loads(path.read_text())["accuracy"])
+    assert ours.set_index(["lam", "views"]).loc[(0.02, 4), "paper"] == 84.68
+    assert len(table) == 4 + 26 - 2  # ours and the paper's other cells (0.02 x 2 and 4 are both)
+    markdown = (workflow_copy / "tables" / "table7.md").read_text()
+    assert "Scale **tiny**" in markdown and "not a reproduction" in markdown and "84.68" in markdown
+
+    pool = pd.read_csv(workflow_copy / "tables" / "loss_pool.csv")
+    runs = sweeps.pool_runs(pool)
+    assert set(runs.run) == set(" ".join(ours.runs).split()) and len(pool) == 4 * 3
+    assert runs.online_eval_acc.isna().sum() == 0 if "online_eval_acc" in runs else True
+    curve = pd.read_csv(workflow_copy / "figures" / "data" / "fig11.csv")
+    for alpha in (0.0, 0.4):
+        expected = 100 * spearmanr(-(runs.final_loss / runs.lam**alpha), runs.accuracy).statistic
+        got = curve[(curve.group == "all runs") & np.isclose(curve.alpha, alpha)].spearman.iloc[0]
+        assert got == pytest.approx(expected, nan_ok=True)
+    for name in ("fig1", "fig8", "fig10", "fig11", "fig19", "fig21"):
+        assert (workflow_copy / "figures" / f"{name}.png").stat().st_size > 10_000, name
+        assert (workflow_copy / "figures" / f"{name}.pdf").exists(), name
+
+
+@pytest.mark.slow
+def test_paper_scale_plans_the_papers_36_run_grid(workflow_copy):
+    (workflow_copy / "imagenet" / "train").mkdir(parents=True)
+    write_yaml({"data": {"imagenet_dir": "imagenet"}}, workflow_copy / "paper.yaml")
+    result = run_snakemake("-n", "--profile", "slurm", "tables/table7.csv", "--config", "scale=paper",
+                           "--configfile", "paper.yaml", cwd=workflow_copy)  # fmt: skip
+    output = output_of(result)
+    assert result.returncode == 0, output[-5000:]
+    pretrain = re.findall(r"wildcards: run=(\S+)\n\s+resources: (.+)", output)
+    runs = {run for run, _ in pretrain}
+    expected = {sweeps.run_name("imagenet100_resnet50_paper", lam=lam, views=views)
+                for lam in PAPER_LAMBDAS for views in (2, 4, 8)}  # fmt: skip
+    assert runs == expected and len(runs) == 36
+    assert all("gpu=1" in resources for _, resources in pretrain)
+    assert "prepare_imagenet100" in output and "rule sweep_table" in output
+    assert len(re.findall(r"rule probe:", output)) == 36

@@ -1,0 +1,104 @@
+# Helpers of workflow/rules/sweeps.smk: the sweeps at the configured scale, their cells and
+# inputs, and the runs of the loss pool (uses common.smk's pretrain_settings, dataset_unavailable
+# and file_and_mtime).
+import functools
+
+from lejepa.sweeps import sweep_cells, sweep_names
+
+SWEEPS = [
+    name
+    for name in sweep_names(config["sweeps"])
+    if config["scale"] in config["sweeps"][name]["scales"]
+]
+POOL_FIGURES = ["fig1", "fig10", "fig11", "fig19", "fig21"]
+SWEEP_FIGURES = {"fig8": "table7"}  # figure -> the sweep table it draws
+
+
+@functools.cache
+def sweep_cells_here(sweep):
+    """The cells of a sweep at the configured scale (lejepa.sweeps.sweep_cells)."""
+    return sweep_cells(
+        config["sweeps"][sweep],
+        config["scale"],
+        unavailable=dataset_unavailable,
+        pretrain_dataset=lambda run: pretrain_settings(run)[0]["dataset"],
+    )
+
+
+def sweep_runs_here(sweep):
+    return sorted(
+        {
+            run
+            for cell in sweep_cells_here(sweep)
+            if cell["status"] == "ok"
+            for run in cell["runs"]
+        }
+    )
+
+
+def sweep_table_inputs(wildcards):
+    cells = [c for c in sweep_cells_here(wildcards.sweep) if c["status"] == "ok"]
+    return {
+        "results": [path for cell in cells for path in cell["results"]],
+        "metrics": [
+            f"runs/{run}/metrics.csv" for run in sweep_runs_here(wildcards.sweep)
+        ],
+    }
+
+
+@functools.cache
+def pool_entries():
+    """(entries of the sweeps' runs, entries of other runs with a result on disk) at the
+    configured scale; lejepa.sweeps.pool_frame reads them."""
+    swept, others = [], []
+    for sweep in SWEEPS:
+        at_scale = config["sweeps"][sweep]["scales"][config["scale"]]
+        for run in sweep_runs_here(sweep):
+            swept.append(
+                {
+                    "run": run,
+                    "sweep": sweep,
+                    "settings": pretrain_settings(run)[0],
+                    "probe": at_scale["probe"],
+                    "probe_dataset": at_scale["dataset"],
+                    "result": f"results/{run}/{at_scale['probe']}/{at_scale['dataset']}.json",
+                    "metrics": f"runs/{run}/metrics.csv",
+                }
+            )
+    probe = config["sweeps"].get("pool", {}).get("probe", "linear")
+    swept_runs = {entry["run"] for entry in swept}
+    for run in PRETRAIN_RUNS:
+        if run in swept_runs:
+            continue
+        settings = pretrain_settings(run)[0]
+        result = f"results/{run}/{probe}/{settings['dataset']}.json"
+        metrics = f"runs/{run}/metrics.csv"
+        if settings["scale"] == config["scale"] and all(
+            os.path.exists(path) for path in (result, metrics)
+        ):
+            others.append(
+                {
+                    "run": run,
+                    "sweep": "",
+                    "settings": settings,
+                    "probe": probe,
+                    "probe_dataset": settings["dataset"],
+                    "result": result,
+                    "metrics": metrics,
+                }
+            )
+    return swept, others
+
+
+def sweep_targets():
+    """Every table, figure and CSV of the sweeps at the configured scale."""
+    figures = [f for f, table in SWEEP_FIGURES.items() if table in SWEEPS]
+    return (
+        expand("tables/{sweep}.{ext}", sweep=SWEEPS, ext=["csv", "md"])
+        + ["tables/loss_pool.csv"]
+        + expand(
+            "figures/{figure}.{ext}",
+            figure=figures + POOL_FIGURES,
+            ext=["pdf", "png"],
+        )
+    )
