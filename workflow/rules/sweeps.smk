@@ -32,7 +32,7 @@ rule sweep_table:
         sweep="|".join(SWEEPS) or "(?!)",
     localrule: True  # assembles results/ into a table: seconds
     conda:
-        "../../environment.yml"
+        "../envs/tables.yaml"
     params:
         sweep=lambda wc: config["sweeps"][wc.sweep],
         cells=lambda wc: sweep_cells_here(wc.sweep),
@@ -57,7 +57,7 @@ rule sweep_figure:
         figure="|".join(f for f, t in SWEEP_FIGURES.items() if t in SWEEPS) or "(?!)",
     localrule: True  # draws a table: seconds
     conda:
-        "../../environment.yml"
+        "../envs/tables.yaml"
     params:
         scale=config["scale"],
     script:
@@ -78,7 +78,7 @@ rule loss_pool:
         "logs/sweeps/loss_pool.log",
     localrule: True  # reads results and metrics: seconds
     conda:
-        "../../environment.yml"
+        "../envs/tables.yaml"
     params:
         swept=pool_entries()[0],
         others=pool_entries()[1],
@@ -110,7 +110,7 @@ rule pool_figure:
         figure="|".join(POOL_FIGURES),
     localrule: True  # draws the pool: seconds
     conda:
-        "../../environment.yml"
+        "../envs/tables.yaml"
     params:
         alphas=config["sweeps"].get("pool", {}).get("alphas"),
         scale=config["scale"],
