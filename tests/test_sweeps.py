@@ -307,6 +307,20 @@ def test_tiny_sweep_end_to_end(workflow_copy):
 
 
 @pytest.mark.slow
+def test_small_scale_plans_20_runs_and_their_probes(workflow_copy, require_shared):
+    meta = require_shared("datasets/cifar10/meta.json", "the offline CIFAR-10 the small sweep trains on")
+    mirror = meta.parent.parent
+    write_yaml({"data": {"mirror_dir": str(mirror)}}, workflow_copy / "mirror.yaml")
+    result = run_snakemake("-n", "sweeps", "--configfile", "mirror.yaml", cwd=workflow_copy)
+    output = output_of(result)
+    assert result.returncode == 0, output[-5000:]
+    runs = set(re.findall(r"wildcards: run=(\S+)\n\s+resources: .*runtime=240", output))
+    assert len(runs) == 20 and all(run.startswith("cifar10_resnet18__lam") for run in runs)
+    assert {"cifar10_resnet18__lam0.02__v4__s1", "cifar10_resnet18__lam0.02__v4__s2"} <= runs
+    assert len(re.findall(r"rule probe:", output)) == 20 and "rule loss_pool:" in output
+
+
+@pytest.mark.slow
 def test_paper_scale_plans_the_papers_36_run_grid(workflow_copy):
     (workflow_copy / "imagenet" / "train").mkdir(parents=True)
     write_yaml({"data": {"imagenet_dir": "imagenet"}}, workflow_copy / "paper.yaml")

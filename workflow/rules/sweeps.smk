@@ -66,8 +66,7 @@ rule sweep_figure:
 
 rule loss_pool:
     input:
-        results=[entry["result"] for entry in pool_entries()[0]],
-        metrics=[entry["metrics"] for entry in pool_entries()[0]],
+        unpack(pool_inputs),
     output:
         csv=report(
             "tables/loss_pool.csv",
@@ -80,14 +79,10 @@ rule loss_pool:
     conda:
         "../envs/tables.yaml"
     params:
-        swept=pool_entries()[0],
-        others=pool_entries()[1],
+        swept=lambda wc: pool_entries()[0],
+        others=lambda wc: pool_entries()[1],
         # the other runs' files as (path, mtime): a new or updated result reruns the pool
-        files=[
-            file_and_mtime(entry[key])
-            for entry in pool_entries()[1]
-            for key in ("result", "metrics")
-        ],
+        files=lambda wc: pool_other_files(),
         scale=config["scale"],
     script:
         "../scripts/loss_pool.py"

@@ -90,6 +90,24 @@ def pool_entries():
     return swept, others
 
 
+def pool_inputs(wildcards):
+    """The loss pool's inputs: the probe results and metrics of the sweeps' runs."""
+    swept = pool_entries()[0]
+    return {
+        "results": [entry["result"] for entry in swept],
+        "metrics": [entry["metrics"] for entry in swept],
+    }
+
+
+def pool_other_files():
+    """[path, mtime] of the other runs' results and metrics (the loss pool's params)."""
+    return [
+        file_and_mtime(entry[key])
+        for entry in pool_entries()[1]
+        for key in ("result", "metrics")
+    ]
+
+
 def sweep_targets():
     """Every table, figure and CSV of the sweeps at the configured scale."""
     figures = [f for f, table in SWEEP_FIGURES.items() if table in SWEEPS]
