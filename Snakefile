@@ -21,8 +21,8 @@ from snakemake.utils import min_version, validate
 # `--sdm conda` (workflow/envs/) hold the third-party packages only.
 SOURCE_DIR = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SOURCE_DIR)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    filter(None, [SOURCE_DIR, os.environ.get("PYTHONPATH")])
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(filter(None, [SOURCE_DIR, os.environ.get("PYTHONPATH")]))
 )
 
 from lejepa.config_errors import describe_config_error

@@ -339,8 +339,5 @@ def test_paper_scale_plans_the_papers_36_run_grid(workflow_copy):
     result = run_snakemake("-n", "--profile", "slurm", "tables/table7.csv", "--config", "scale=paper",
                            "--configfile", "paper.yaml", cwd=workflow_copy)  # fmt: skip
     output = output_of(result)
-    if result.returncode and "data/imagenet100/test.npz" in output:
-        pytest.xfail("the probe rules read <dataset>/test.npz, but ImageNet-100's test split is val "
-                     "(DATASETS['imagenet100'].test_split): the probe layer's bug, not the sweep's")
     assert result.returncode == 0, output[-5000:]
     assert "rule sweep_table" in output and len(re.findall(r"rule probe:", output)) == 36

@@ -123,8 +123,18 @@ def probe_checkpoint(run):
     return [f"runs/{run}/final.pt"] if probe_run_kind(run) == "pretrained" else []
 
 
-def probe_data(dataset, split):
+def probe_data(dataset, role):
+    """meta.json and the split file that plays ``role`` (train, val or test) for a probe:
+    ImageNet's test role is its val split (lejepa.data.DATASETS)."""
     root = f"{config['data']['root']}/{dataset}"
+    split = role
+    if dataset in DATASETS:
+        spec = DATASETS[dataset]
+        split = {
+            "train": spec.train_split,
+            "val": spec.val_split,
+            "test": spec.test_split,
+        }[role]
     return {"meta": f"{root}/meta.json", "images": f"{root}/{split}.npz"}
 
 
