@@ -1,5 +1,5 @@
-"""Fixtures and reference computations that several test files share (test_faults.py also
-imports write_tiny_dataset and copy_workflow from here).
+"""Fixtures, reference computations and helpers that several test files share (they import
+write_tiny_dataset, copy_workflow, run_snakemake, output_of and write_yaml from here).
 
 Tests that need ../shared (the offline dataset mirror, the paper's targets, the local
 Slurm script; CI has it beside the repository) ask `require_shared`: it skips naming the
@@ -8,10 +8,13 @@ missing path and why it is needed, and fails instead when the environment variab
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from lejepa.data.format import encode_jpeg, sha256_of, split_file, write_meta, write_split
 
@@ -113,3 +116,28 @@ def tiny_dataset(tiny_data_root) -> Path:
 def workflow_copy(tmp_path: Path) -> Path:
     """The workflow's files (no outputs, no .snakemake) in a temporary directory."""
     return copy_workflow(tmp_path / "workflow_copy")
+
+
+# Snakemake in a subprocess, for the tests that drive the workflow (test_workflow.py and others).
+
+
+def run_snakemake(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run snakemake; ``--configfile`` takes several values, so pass it last."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def output_of(result: subprocess.CompletedProcess) -> str:
+    return result.stdout + result.stderr
+
+
+def write_yaml(data: dict, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from test_workflow import output_of, run_snakemake, write_yaml
+from conftest import output_of, run_snakemake, write_yaml
 
 from lejepa import tables
 from lejepa.data import DATASETS, unavailable_reason

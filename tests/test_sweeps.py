@@ -14,9 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import write_tiny_dataset
+from conftest import output_of, run_snakemake, write_tiny_dataset, write_yaml
 from scipy.stats import spearmanr
-from test_workflow import output_of, run_snakemake, write_yaml
 
 from lejepa import sweeps
 

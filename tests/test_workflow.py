@@ -8,16 +8,15 @@ figures/ and tables/ are never touched.
 from __future__ import annotations
 
 import math
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from conftest import output_of, run_snakemake, write_yaml
 
 from lejepa import tables
 
@@ -46,28 +45,6 @@ from pathlib import Path
 Path(snakemake.output.csv).write_text("x\\n1\\n")
 raise RuntimeError("drawing failed on purpose")
 """
-
-
-def run_snakemake(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run snakemake; ``--configfile`` takes several values, so pass it last."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def output_of(result: subprocess.CompletedProcess) -> str:
-    return result.stdout + result.stderr
-
-
-def write_yaml(data: dict, path: Path) -> Path:
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def planned_jobs(dry_run_output: str) -> list[str]:
