@@ -312,3 +312,23 @@ def test_readme_run_budgets_match_the_committed_tables():
     images = {name: DATASETS[name].sizes["train"] for name in ("tinyimagenet100", "flowers102")}
     ratio = transfer.epochs * images["tinyimagenet100"] / (20 * images["flowers102"])
     assert f"{ratio:.1f} times more images" in (REPO / "README.md").read_text()
+
+
+def test_readme_table5_prose_matches_the_committed_table():
+    """The README's prose on table 5: runs, minutes of pretraining, the margin over the floor
+    and that resnext26ts is last in every column we ran."""
+    frame = pd.read_csv(REPO / "tables" / "table5.csv")
+    runs = frame.dropna(subset=["pretrain_wall_s"]).drop_duplicates("run")
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert f"{len(runs)} runs, {round(runs.pretrain_wall_s.sum() / 60)} min of pretraining" in readme
+    ok = frame[frame.status == "ok"].pivot_table(index="row", columns="column", values="accuracy")
+    margins = ok.loc["resnet18"] - ok.loc["random_init"]
+    assert f"{margins.min():.0f}-{margins.max():.0f} points above the random-init floor" in readme
+    architectures = ok.loc[["resnet18", "resnet34", "resnext26ts"]].dropna(axis=1)
+    others = architectures.drop(index="resnext26ts")
+    assert architectures.shape[1] == 4 and (architectures.loc["resnext26ts"].round(1) <= others.min().round(1)).all()
+    tied = architectures.loc["resnext26ts"].round(1) == others.min().round(1)
+    assert list(tied[tied].index) == ["inet10"] and round(architectures.loc["resnet18", "inet10"], 1) == 34.8
+    assert "is last or tied for last in all four of ours (on tinyimagenet10 it ties resnet18 at 34.8)" in readme
+    leader = architectures.idxmax()
+    assert list(leader[leader == "resnet34"].index) == ["cifar10", "food101", "inet10"]
