@@ -61,7 +61,8 @@ def dataset_meta(name):
 
 
 PRETRAIN_RUNS = sorted(config["pretrain"]["runs"])
-RETRIES = config["retries"]  # of pretrain, extract_features and probe jobs
+# How often a failed pretrain, extract_features or probe job starts again (config/config.yaml).
+RETRIES = config.get("retries", 2)
 
 
 def pretrain_settings(run):
