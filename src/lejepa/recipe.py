@@ -21,9 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import yaml
 
-from lejepa import probe, train
+from lejepa import probe, train, train_config
 from lejepa.data import DATASETS, EncodedImages
 from lejepa.devices import resolve_device
 from lejepa.features import extract
@@ -148,25 +147,15 @@ def code_commit(repo: Path) -> str:
 
 
 def parse_overrides(pairs: list[str]) -> dict:
-    """['lr=4e-3', 'global_scale=[0.2, 1.0]'] -> {'lr': 0.004, 'global_scale': [0.2, 1.0]} (YAML values)."""
-    overrides = {}
+    """['lr=4e-3', 'global_scale=[0.2, 1.0]'] -> {'lr': 0.004, 'global_scale': [0.2, 1.0]}: the
+    training CLI's --set (lejepa.train_config.parse_overrides), less the keys this script sets."""
     for pair in pairs:
-        key, sep, text = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ValueError(f"--set expects key=value, got {pair!r}")
+        key = pair.partition("=")[0].strip()
         if key in FITTED_KEYS:
             raise ValueError(f"--set {key}: fitted to the budget by the script (use --minutes / --warmup-fraction)")
         if key in OWN_KEYS:
             raise ValueError(f"--set {key}: use the script's own option (--dataset, --seed, --threads, --scale)")
-        value = yaml.safe_load(text)
-        if isinstance(value, str):  # YAML 1.1 reads '4e-3' as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        overrides[key] = value
-    return overrides
+    return train_config.parse_overrides(pairs)
 
 
 def probe_splits(name: str, root: Path) -> tuple[list[str], str]:
