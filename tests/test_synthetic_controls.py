@@ -196,3 +196,14 @@ def test_table6_times_algorithm1_beside_ours_and_renders_both():
     assert float(row[10]) == pytest.approx(frame.mean_ms.iloc[-1] / frame.baseline_mean_ms.iloc[-1], abs=0.006)
     summary = summarise_table6(frame)
     assert summary["baseline"] == "algorithm1" and summary["commit"] == "abc1234"
+
+
+def test_time_grid_skips_a_baseline_row_that_would_not_fit_in_memory():
+    from lejepa.timing import materialised_mb, time_grid
+
+    small = {"n": 64, "m": 8, "knots": 4, "d": 8}
+    large = {"n": 1024, "m": 1024, "knots": 16, "d": 8}  # 32 * 1024 * 1024 * 16 bytes = 512 MiB
+    assert materialised_mb(**large) == pytest.approx(512.0)
+    rows = time_grid([small, large], baseline="algorithm1", repeats=2, warmup=0, max_mem_mb=100)
+    assert rows[0]["baseline_mean_ms"] > 0
+    assert math.isnan(rows[1]["baseline_mean_ms"]) and rows[1]["mean_ms"] > 0

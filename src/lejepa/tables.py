@@ -160,6 +160,11 @@ def table6_markdown(frame: pd.DataFrame) -> str:
             f"Beside it, on the same device, inputs and directions: {first['baseline']!r} "
             "(lejepa.timing; 'algorithm1' is the paper's Algorithm 1 as printed, its knots on [-5, 5])."
         )
+        if frame.baseline_mean_ms.isna().any():
+            lines.append(
+                f"–: {first['baseline']!r} not run, its (N, M, knots) tensors would exceed the job's memory "
+                "(config/config.yaml resources.table6.mem_mb)."
+            )
     if "command" in frame.columns:
         lines.append(f"Written by `{first['command']}`.")
     lines += [

@@ -25,7 +25,8 @@ log.info("host %s, SLURM_JOB_ID %s, device %s", platform.node(), os.environ.get(
 
 baseline = settings.get("baseline", "algorithm1")
 measurements = time_grid(settings["grid"], impl=settings["impl"], baseline=baseline, repeats=settings["repeats"],
-                         warmup=settings["warmup"], device=device, log=log)  # fmt: skip
+                         warmup=settings["warmup"], device=device, log=log,
+                         max_mem_mb=snakemake.resources.mem_mb)  # fmt: skip
 
 frame = tables.table6_frame(
     measurements,
