@@ -1,13 +1,22 @@
 """SIGReg against a numpy re-implementation of its definition, plus
-directions, determinism, gradients and validation."""
+directions, determinism, gradients and validation; its two Epps-Pulley paths
+(recurrence, materialised) against each other and the brute-force (N, M, knots)
+materialisation, including chunk boundaries and 2 gloo processes."""
+
+import types
 
 import numpy as np
 import pytest
 import scipy.special
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from lejepa import SIGReg, stats
-from lejepa.sigreg import TESTS, random_directions
+from lejepa import sigreg as sigreg_module
+from lejepa.sigreg import PATHS, TESTS, choose_path, materialised_epps_pulley, random_directions
 from lejepa.timing import naive_sigreg
 
 
@@ -152,6 +161,8 @@ def test_validation():
         SIGReg(num_slices=0)
     with pytest.raises(ValueError, match="knots must be an integer >= 2"):
         SIGReg(knots=1)
+    with pytest.raises(ValueError, match="path must be one of .*got 'fused'"):
+        SIGReg(path="fused")
     sigreg = SIGReg(num_slices=4)
     with pytest.raises(ValueError, match=r"z must have shape \(N, D\) or \(V, N, D\), got shape \(5,\)"):
         sigreg(torch.randn(5), step=0)
@@ -184,3 +195,159 @@ def test_a_callable_test_gives_the_value_of_the_named_test_it_reimplements():
     assert "test=cramer_von_mises_by_hand" in repr(SIGReg(test=cramer_von_mises_by_hand))
     with pytest.raises(ValueError, match="or a function"):
         SIGReg(test="kolmogorov")
+
+
+# ---------------------------------------------------------------- paths: recurrence vs materialised
+
+
+def value_and_gradient(function, z):
+    """function(z) and its gradient wrt z, on a float64 copy of z."""
+    z = z.detach().double().requires_grad_(True)
+    value = function(z)
+    (gradient,) = torch.autograd.grad(value, z)
+    return value.detach(), gradient
+
+
+# (N, M, knots, chunk_entries): one chunk; chunks that divide M; a last chunk shorter than
+# the others; one direction per chunk (a budget below one direction's table); 2 knots
+# (A = 2, B = 1); knots that are not a product A B (padding knots); 256 knots.
+SHAPES = [
+    (64, 24, 17, None),
+    (50, 24, 16, 50 * 2 * 12 * 6),  # A + 2B = 12 columns: 6 directions per chunk, 4 chunks
+    (50, 23, 16, 50 * 2 * 12 * 6),  # 6, 6, 6, 5
+    (30, 7, 9, 1),  # one direction per chunk
+    (40, 5, 2, None),
+    (33, 9, 11, 33 * 2 * 10 * 4),  # A + 2B = 10: 4 directions per chunk, 3 chunks
+    (48, 6, 256, None),
+]
+
+
+@pytest.mark.parametrize("n, m, knots, chunk_entries", SHAPES)
+def test_paths_agree_with_each_other_and_brute_force(n, m, knots, chunk_entries, monkeypatch):
+    """Value and gradient wrt z in float64: materialised = recurrence = autograd through
+    the (N, M, knots) cos and sin (``naive_sigreg``), on a non-Gaussian z."""
+    if chunk_entries is not None:
+        monkeypatch.setattr(sigreg_module, "MATERIALISED_CHUNK_ENTRIES", chunk_entries)
+    generator = torch.Generator().manual_seed(n + m + knots)
+    z = torch.randn(n, 6, generator=generator, dtype=torch.float64) * 1.5 + 0.3
+    z[:, 0] = z[:, 0] ** 2  # skewed, so the statistic and its gradient are far from the null
+    directions = random_directions(dim=6, num_slices=m, step=2)
+    reference_value, reference_gradient = value_and_gradient(lambda v: naive_sigreg(v, directions, knots=knots), z)
+    for path in ("recurrence", "materialised"):
+        sigreg = SIGReg(num_slices=m, knots=knots, path=path)
+        value, gradient = value_and_gradient(lambda v: sigreg(v, step=2), z)
+        torch.testing.assert_close(value, reference_value, rtol=1e-12, atol=0, msg=path)
+        torch.testing.assert_close(gradient, reference_gradient, rtol=1e-10, atol=1e-12, msg=path)
+
+
+def test_materialised_chunks_are_the_single_chunk_result(monkeypatch):
+    z = torch.randn(40, 8, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    sigreg = SIGReg(num_slices=13, knots=17, path="materialised")
+    whole = value_and_gradient(lambda v: sigreg(v, step=3), z)
+    for chunk_entries in (1, 40 * 2 * 12 * 3, 40 * 2 * 12 * 5):  # 13, 5 and 3 chunks
+        monkeypatch.setattr(sigreg_module, "MATERIALISED_CHUNK_ENTRIES", chunk_entries)
+        chunked = value_and_gradient(lambda v: sigreg(v, step=3), z)
+        torch.testing.assert_close(chunked, whole, rtol=1e-13, atol=1e-15)
+
+
+def test_materialised_matches_numpy_definition_per_column(epps_pulley_numpy):
+    x = np.random.default_rng(3).standard_t(df=5, size=(300, 11))
+    for knots in (5, 17, 64):
+        expected = epps_pulley_numpy(x, t_max=2.5, knots=knots)
+        value = materialised_epps_pulley(torch.tensor(x), t_max=2.5, knots=knots).numpy()
+        np.testing.assert_allclose(value, expected, rtol=1e-12)
+
+
+def test_materialised_float32_is_within_float32_resolution(epps_pulley_numpy):
+    z = np.random.default_rng(4).normal(size=(512, 64))
+    expected = epps_pulley_numpy(z @ gaussian_directions_numpy(64, 128, 3), knots=33).mean()
+    value = SIGReg(num_slices=128, knots=33, path="materialised")(torch.tensor(z, dtype=torch.float32), step=3)
+    assert value.dtype == torch.float32
+    assert value.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_materialised_views_and_half_precision(epps_pulley_numpy):
+    z = torch.randn(3, 40, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    for path in PATHS:
+        sigreg = SIGReg(num_slices=10, path=path)
+        per_view = torch.stack([sigreg(z[v], step=2) for v in range(3)]).mean()
+        torch.testing.assert_close(sigreg(z, step=2), per_view, rtol=1e-12, atol=1e-12)
+    half = torch.randn(128, 16, generator=torch.Generator().manual_seed(5)).to(torch.bfloat16)
+    value = SIGReg(num_slices=32, path="materialised")(half, step=2)
+    expected = epps_pulley_numpy(half.double().numpy() @ gaussian_directions_numpy(16, 32, 2)).mean()
+    assert value.dtype == torch.float32
+    assert value.item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_materialised_gradcheck(monkeypatch):
+    monkeypatch.setattr(sigreg_module, "MATERIALISED_CHUNK_ENTRIES", 1)  # recomputed per chunk
+    z = torch.randn(14, 4, dtype=torch.float64, requires_grad=True)
+    for num_slices, knots in ((5, 9), (3, 2)):
+        sigreg = SIGReg(num_slices=num_slices, knots=knots, path="materialised")
+        assert torch.autograd.gradcheck(lambda v: sigreg(v, step=0), (z,))
+
+
+def test_auto_path_is_materialised_on_cuda_below_the_threshold_only():
+    def projections(n, m, device):  # choose_path reads the shape and the device only
+        return types.SimpleNamespace(shape=(n, m), device=torch.device(device))
+
+    largest_row = sigreg_module.AUTO_MATERIALISED_MAX_ENTRIES // 16
+    assert choose_path(projections(512, 512, "cpu"), knots=17) == "recurrence"
+    assert choose_path(projections(512, 512, "cuda"), knots=17) == "materialised"
+    assert choose_path(projections(largest_row, 1, "cuda"), knots=16) == "materialised"
+    assert choose_path(projections(largest_row + 1, 1, "cuda"), knots=16) == "recurrence"
+    assert choose_path(projections(8192, 8192, "cuda"), knots=16) == "materialised"  # every table 6 row
+    for path in ("recurrence", "materialised"):
+        assert choose_path(projections(512, 512, "cuda"), knots=17, path=path) == path
+        assert choose_path(projections(512, 512, "cpu"), knots=17, path=path) == path
+    assert "path='auto'" in repr(SIGReg())
+
+
+# 2 gloo processes, float64: the materialised path (one chunk and 3 chunks) on each rank's
+# rows equals one process holding the whole batch with the recurrence path: the statistic
+# on every rank and the layer's gradients after DDP's averaging (uneven split).
+DDP_ROWS = [(0, 11), (11, 18)]
+DDP_CHUNK_ENTRIES = (None, 11 * 2 * 9 * 3)  # knots 9: A + 2B = 9 columns; 3 directions per chunk on rank 0
+
+
+def ddp_problem():
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(18, 5, generator=generator, dtype=torch.float64)
+    inputs[:, 0] = inputs[:, 0] ** 2
+    torch.manual_seed(1)
+    return inputs, nn.Linear(5, 6).double()
+
+
+def ddp_value_and_gradients(model, inputs, path):
+    model.zero_grad()
+    value = SIGReg(num_slices=8, knots=9, path=path)(model(inputs), step=7)
+    value.backward()
+    return value.detach(), [p.grad.clone() for p in model.parameters()]
+
+
+def ddp_worker(rank, init_file, out_dir):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        inputs, layer = ddp_problem()
+        model = DistributedDataParallel(layer)
+        start, stop = DDP_ROWS[rank]
+        results = []
+        for chunk_entries in DDP_CHUNK_ENTRIES:
+            if chunk_entries is not None:
+                sigreg_module.MATERIALISED_CHUNK_ENTRIES = chunk_entries
+            results.append(ddp_value_and_gradients(model, inputs[start:stop], "materialised"))
+        torch.save(results, f"{out_dir}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_materialised_path_under_ddp_equals_one_process_on_the_whole_batch(tmp_path):
+    mp.spawn(ddp_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    inputs, layer = ddp_problem()
+    expected_value, expected_gradients = ddp_value_and_gradients(layer, inputs, "recurrence")
+    for rank in range(2):
+        for value, gradients in torch.load(tmp_path / f"rank{rank}.pt"):
+            torch.testing.assert_close(value, expected_value, rtol=0, atol=1e-10)
+            for gradient, expected in zip(gradients, expected_gradients):
+                torch.testing.assert_close(gradient, expected, rtol=0, atol=1e-10)

@@ -21,6 +21,24 @@ model's gradients equal those of one process holding the whole batch.
 (Treating the collectives as constants in backward instead leaves them
 scaled by 1/world_size.)
 
+Two paths compute the Epps-Pulley sums, exact against each other (``path=``):
+
+- "recurrence" (``lejepa.stats.ecf_sums``): exp(i t_k x) by repeated complex
+  multiplication over the knots, closed-form backward by Horner's rule, O(N * M)
+  extra memory; its kernel launches grow with the knots (about 80 on a GPU at
+  N = M = 512, 16 knots, forward plus backward);
+- "materialised" (``materialised_epps_pulley``): the knots factor as k = a B + b, so
+  exp(i t_k x) = exp(i a B dt x) exp(i b dt x); it materialises cos and sin of the
+  A + B (about 2 sqrt(knots)) angles of each (sample, direction), and one batched
+  matmul over samples gives all the sums, the statistic and its closed-form backward
+  (one more batched matmul) in one autograd function: about 20 kernel launches with
+  the projection, whatever the knots (chunks over M when the table exceeds
+  MATERIALISED_CHUNK_ENTRIES).
+
+"auto" (the default) takes "materialised" on CUDA when N * M * knots is at most
+AUTO_MATERIALISED_MAX_ENTRIES and "recurrence" otherwise and on CPU (where it is the
+faster one).
+
 A test of your own: pass ``test=`` a function from projections (N, M) to one
 statistic per column (M,); under torch.distributed it receives the projections
 of the global batch (all-gathered, like the sorting statistics).
@@ -28,6 +46,9 @@ of the global batch (all-gathered, like the sorting statistics).
 
 from __future__ import annotations
 
+import contextlib
+import math
+from functools import lru_cache
 from typing import Callable
 
 import torch
@@ -36,9 +57,31 @@ from torch import Tensor, nn
 
 from lejepa import stats
 
-__all__ = ["SIGReg", "TESTS", "DIRECTIONS", "random_directions", "global_sum", "global_count"]
+__all__ = [
+    "SIGReg",
+    "TESTS",
+    "DIRECTIONS",
+    "PATHS",
+    "random_directions",
+    "global_sum",
+    "global_count",
+    "materialised_epps_pulley",
+    "choose_path",
+]
 
 DIRECTIONS = ("gaussian", "sobol")
+
+PATHS = ("auto", "recurrence", "materialised")
+
+# "auto" takes the materialised path on CUDA up to this N * M * knots (every row of
+# the paper's table 6 is below it). A guess from memory traffic until it is timed
+# on a GPU: the materialised path moves about 2 sqrt(knots) numbers per (sample,
+# direction) through memory, the recurrence about 4 knots.
+AUTO_MATERIALISED_MAX_ENTRIES = 2**31
+
+# The materialised path holds at most about this many entries of its (M, N, 2A + 2B)
+# table at once (chunks over M; at least one direction per chunk): 512 MiB in float32.
+MATERIALISED_CHUNK_ENTRIES = 2**27
 
 # test name -> how it is reduced across processes
 TESTS = {
@@ -141,6 +184,205 @@ def global_count(n: int, *, like: Tensor) -> int | Tensor:
 
 
 # --------------------------------------------------------------------------
+# Epps-Pulley, materialised path
+# --------------------------------------------------------------------------
+
+
+def _knot_factors(knots: int) -> tuple[int, int]:
+    """(A, B) with A B >= knots and A + 2B smallest (the table's columns): knot
+    k = a B + b, a < A outer and b < B inner steps (the A B - knots extra are padding)."""
+    return min(
+        ((math.ceil(knots / inner), inner) for inner in range(1, knots + 1)),
+        key=lambda factors: (factors[0] + 2 * factors[1], factors[1]),
+    )
+
+
+@lru_cache(maxsize=64)
+def _constants(t_max, knots, dtype, device):
+    """Cached per quadrature, dtype and device, for A, B = _knot_factors(knots), dt the knot step:
+
+    frequencies, offsets (2, 1, 1, A + 2B): cos(f x + o) gives, for p = 0 and p = 1,
+        [cos alpha_a, cos beta_b, sin beta_b] and [sin alpha_a, -sin beta_b, cos beta_b],
+        alpha_a = a B dt x, beta_b = b dt x (sin(.) = cos(. - pi/2));
+    negative_target (A, 2B): -[exp(-t_k^2 / 2) | 0] at k = a B + b (0 on padding knots);
+    weights (A * 2B,): [w_k | w_k], the quadrature weights (0 on padding knots);
+    gradient_factor (A, 2B): [2 w_k t_k | -2 w_k t_k].
+    """
+    outer, inner = _knot_factors(knots)
+    t, gaussian_cf, quadrature_weights = stats.quadrature(t_max=t_max, knots=knots)  # float64 (K,)
+    dt = t_max / (knots - 1)
+    alpha = torch.arange(outer, dtype=torch.float64) * (inner * dt)  # (A,)
+    beta = torch.arange(inner, dtype=torch.float64) * dt  # (B,)
+    frequencies = torch.cat([alpha, beta, beta]).expand(2, -1).clone()  # (2, A + 2B)
+    half_pi = math.pi / 2
+    offsets = torch.zeros(2, outer + 2 * inner, dtype=torch.float64)
+    offsets[0, outer + inner :] = -half_pi  # sin beta
+    offsets[1, :outer] = -half_pi  # sin alpha
+    offsets[1, outer : outer + inner] = half_pi  # -sin beta
+
+    def on_grid(values):  # (K,) -> (A, B), zero on the padding knots
+        padded = torch.zeros(outer * inner, dtype=torch.float64)
+        padded[:knots] = values
+        return padded.reshape(outer, inner)
+
+    cf, w, wt = on_grid(gaussian_cf), on_grid(quadrature_weights), on_grid(2 * quadrature_weights * t)
+    constants = {
+        "frequencies": frequencies[:, None, None, :],
+        "offsets": offsets[:, None, None, :],
+        "negative_target": -torch.cat([cf, torch.zeros_like(cf)], 1),
+        "weights": torch.cat([w, w], 1).flatten(),
+        "gradient_factor": torch.cat([wt, -wt], 1),
+    }
+    return outer, inner, {key: value.to(device=device, dtype=dtype) for key, value in constants.items()}
+
+
+def _trig_table(x: Tensor, constants: dict) -> Tensor:
+    """cos(f x_nm + o) for one chunk of directions: x (N, Mc) -> (2, N, Mc, A + 2B)."""
+    return torch.addcmul(constants["offsets"], x[None, :, :, None], constants["frequencies"]).cos_()
+
+
+def _left_right(table: Tensor, outer: int) -> tuple[Tensor, Tensor]:
+    """The table as L (Mc, 2N, A) = [cos alpha; sin alpha] and R (Mc, 2N, 2B) =
+    [[cos beta, sin beta]; [-sin beta, cos beta]], strided views (batch over directions)."""
+    _, n, chunk, columns = table.shape
+    by_direction = table.permute(2, 0, 1, 3)  # (Mc, 2, N, A + 2B)
+    left = by_direction[..., :outer].reshape(chunk, 2 * n, outer)
+    right = by_direction[..., outer:].reshape(chunk, 2 * n, columns - outer)
+    return left, right
+
+
+def _ecf_sums_of_chunk(table: Tensor, outer: int) -> Tensor:
+    """[sum_n cos(t_k x_n) | sum_n sin(t_k x_n)] on the (a, b) grid, (Mc, A, 2B): one
+    batched matmul over samples, L^T R = [ca cb - sa sb | ca sb + sa cb] (angle addition)."""
+    left, right = _left_right(table, outer)
+    return left.mT @ right
+
+
+def _gradient_of_chunk(table: Tensor, coefficients: Tensor, outer: int) -> Tensor:
+    """grad_x = sum_{p, a} L (R @ H) for one chunk: table (2, N, Mc, A + 2B),
+    coefficients H^T (Mc, A, 2B) -> (N, Mc)."""
+    left, right = _left_right(table, outer)
+    _, n, chunk, _ = table.shape
+    per_alpha = (right @ coefficients.mT) * left  # (Mc, 2N, A)
+    return per_alpha.reshape(chunk, 2, n, outer).sum((1, 3)).T  # (N, Mc)
+
+
+def _chunk_size(n: int, columns: int, chunk_entries: int) -> int:
+    """Directions per chunk so that the table (2, N, Mc, columns) stays within
+    chunk_entries (at least one direction)."""
+    return max(1, chunk_entries // (2 * n * columns))
+
+
+@contextlib.contextmanager
+def _full_precision_matmul(device: torch.device):
+    """Float32 matmuls in full precision (not TF32) on CUDA inside the block: the sums
+    over samples need float32 resolution."""
+    if device.type != "cuda" or not torch.backends.cuda.matmul.allow_tf32:
+        yield
+        return
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = True
+
+
+class _MaterialisedEppsPulley(torch.autograd.Function):
+    """The Epps-Pulley statistic per direction (``lejepa.stats.epps_pulley``, as the
+    recurrence path computes it) with a fixed number of kernel launches.
+
+    The knots factor as t_k = k dt, k = a B + b, so t_k x = alpha_a + beta_b with
+    alpha_a = a B dt x and beta_b = b dt x. The table holds cos and sin of the A + B
+    angles per (sample, direction) (``_constants``), and by angle addition
+        [C_k | S_k] = [sum_n cos(t_k x_n) | sum_n sin(t_k x_n)] = L^T R,
+    one batched matmul over the samples (``_ecf_sums_of_chunk``). Under
+    torch.distributed the sums are all-reduced (the global batch). Then with
+    E = [C / N - exp(-t^2/2) | S / N] the statistic is N sum_k w_k |E_k|^2.
+
+    Backward (closed form): dT/dC_k = 2 w_k Ec_k, dT/dS_k = 2 w_k Es_k, and
+        grad_x = sum_k t_k (g_S_k cos(t_k x) - g_C_k sin(t_k x)) = sum_{p, a} L (R @ H),
+        H^T = [t g_S | -t g_C] (A, 2B) (under torch.distributed all-reduced, as
+        ``global_sum``'s backward), one more batched matmul with the same table.
+    The table is kept for backward when it is one chunk, recomputed per chunk otherwise,
+    so extra memory stays within ``chunk_entries``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, t_max, knots, chunk_entries):
+        # x (N, M) -> statistic (M,)
+        outer, inner, constants = _constants(t_max, knots, x.dtype, x.device)
+        per_chunk = _chunk_size(x.shape[0], outer + 2 * inner, chunk_entries)
+        chunks = x.split(per_chunk, dim=1)  # (N, Mc) views
+        with _full_precision_matmul(x.device):
+            tables = [_trig_table(chunk, constants) for chunk in chunks] if len(chunks) == 1 else None
+            sums = (
+                _ecf_sums_of_chunk(tables[0], outer)
+                if tables
+                else torch.cat([_ecf_sums_of_chunk(_trig_table(chunk, constants), outer) for chunk in chunks])
+            )  # (M, A, 2B)
+        n = global_count(x.shape[0], like=sums)
+        if _is_distributed():
+            dist.all_reduce(sums, op=dist.ReduceOp.SUM)
+            error = (sums / n).add_(constants["negative_target"])  # (M, A, 2B)
+        else:
+            error = torch.add(constants["negative_target"], sums, alpha=1.0 / n)
+        statistic = torch.mv(error.square().flatten(1), constants["weights"]).mul_(n)  # (M,)
+        ctx.save_for_backward(x, error, *(tables or ()))
+        ctx.per_chunk, ctx.outer, ctx.constants = per_chunk, outer, constants
+        return statistic
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_statistic):
+        x, error, *table = ctx.saved_tensors
+        # H^T = [t g_S | -t g_C] = [2 w t Es | -2 w t Ec] * grad: (M, A, 2B)
+        coefficients = error.roll(error.shape[-1] // 2, dims=-1).mul_(ctx.constants["gradient_factor"])
+        coefficients.mul_(grad_statistic[:, None, None])
+        if _is_distributed():
+            dist.all_reduce(coefficients, op=dist.ReduceOp.SUM)
+        with _full_precision_matmul(x.device):
+            if table:
+                return _gradient_of_chunk(table[0], coefficients, ctx.outer), None, None, None
+            per_chunk = zip(x.split(ctx.per_chunk, dim=1), coefficients.split(ctx.per_chunk))
+            grad = torch.cat(
+                [_gradient_of_chunk(_trig_table(c, ctx.constants), h, ctx.outer) for c, h in per_chunk], dim=1
+            )
+        return grad, None, None, None
+
+
+def materialised_epps_pulley(
+    x: Tensor, *, t_max: float = 3.0, knots: int = 17, chunk_entries: int | None = None
+) -> Tensor:
+    """``lejepa.stats.epps_pulley`` per column, over the global batch under torch.distributed,
+    with a fixed number of kernel launches (see ``_MaterialisedEppsPulley``).
+
+    Args:
+        x: this process's samples, (N, M); half precision is computed in float32.
+        t_max, knots: the quadrature, ``knots`` points on [0, t_max].
+        chunk_entries: at most this many table entries at once (default
+            MATERIALISED_CHUNK_ENTRIES); more make chunks over M.
+
+    Returns:
+        The statistic per column, (M,).
+    """
+    if x.dtype not in (torch.float32, torch.float64):
+        x = x.float()
+    if chunk_entries is None:
+        chunk_entries = MATERIALISED_CHUNK_ENTRIES
+    stats.quadrature(t_max=t_max, knots=knots)  # validates t_max and knots
+    return _MaterialisedEppsPulley.apply(x, float(t_max), knots, int(chunk_entries))
+
+
+def choose_path(x: Tensor, *, knots: int, path: str = "auto") -> str:
+    """The path ``path`` resolves to for projections x (N, M): "auto" is "materialised"
+    on CUDA when N * M * knots <= AUTO_MATERIALISED_MAX_ENTRIES, else "recurrence"."""
+    if path != "auto":
+        return path
+    small = x.shape[0] * x.shape[1] * knots <= AUTO_MATERIALISED_MAX_ENTRIES
+    return "materialised" if x.device.type == "cuda" and small else "recurrence"
+
+
+# --------------------------------------------------------------------------
 # Directions
 # --------------------------------------------------------------------------
 
@@ -192,6 +434,11 @@ class SIGReg(nn.Module):
             from projections (N, M) to one statistic per column (M,), larger = less normal.
         directions:
             "gaussian" or "sobol" (see ``random_directions``).
+        path:
+            How the Epps-Pulley sums are computed (the other tests ignore it): "recurrence"
+            (``lejepa.stats.ecf_sums``), "materialised" (``materialised_epps_pulley``), or
+            "auto" (``choose_path``: materialised on CUDA up to AUTO_MATERIALISED_MAX_ENTRIES,
+            recurrence otherwise and on CPU). The paths agree to rounding.
 
     Examples:
 
@@ -209,6 +456,7 @@ class SIGReg(nn.Module):
         knots: int = 17,
         test: str | Callable[[Tensor], Tensor] = "epps_pulley",
         directions: str = "gaussian",
+        path: str = "auto",
     ) -> None:
         super().__init__()
         if not isinstance(num_slices, int) or num_slices < 1:
@@ -217,19 +465,22 @@ class SIGReg(nn.Module):
             raise ValueError(f"test must be one of {sorted(TESTS)} or a function, got {test!r}")
         if directions not in DIRECTIONS:
             raise ValueError(f"directions must be one of {DIRECTIONS}, got {directions!r}")
+        if path not in PATHS:
+            raise ValueError(f"path must be one of {PATHS}, got {path!r}")
         stats.quadrature(t_max=t_max, knots=knots)  # validates t_max and knots
         self.num_slices = num_slices
         self.t_max = float(t_max)
         self.knots = knots
         self.test = test
         self.directions = directions
+        self.path = path
         self._cached_directions = (None, None)
 
     def extra_repr(self) -> str:
         test = getattr(self.test, "__name__", repr(self.test)) if callable(self.test) else repr(self.test)
         return (
             f"num_slices={self.num_slices}, t_max={self.t_max}, knots={self.knots}, "
-            f"test={test}, directions={self.directions!r}"
+            f"test={test}, directions={self.directions!r}, path={self.path!r}"
         )
 
     def directions_for(self, *, dim: int, step: int, device: torch.device | str, dtype: torch.dtype) -> Tensor:
@@ -282,6 +533,8 @@ class SIGReg(nn.Module):
         family = TESTS[self.test]
         n_local = projections.shape[0]
         if family == "characteristic_function":
+            if choose_path(projections, knots=self.knots, path=self.path) == "materialised":
+                return materialised_epps_pulley(projections, t_max=self.t_max, knots=self.knots)
             cos_sums, sin_sums = stats.ecf_sums(projections, t_max=self.t_max, knots=self.knots)
             n = global_count(n_local, like=cos_sums)
             return stats.epps_pulley_from_ecf(
