@@ -38,7 +38,7 @@ from lejepa.views import MultiCropViews, SeededViews, collate_views
 
 
 def training_step(net, loss_fn, optimizer, global_views, local_views, labels, step):
-    global_z, all_z, logits = net(global_views, local_views)
+    global_z, all_z, logits, _ = net(global_views, local_views)
     losses = loss_fn(global_z, all_z, step=step)
     probe_loss = F.cross_entropy(logits, labels.repeat(global_views.shape[0]))
     optimizer.zero_grad(set_to_none=True)

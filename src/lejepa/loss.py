@@ -80,7 +80,9 @@ class LeJEPALoss(nn.Module):
     def extra_repr(self) -> str:
         return f"lam={self.lam}"
 
-    def forward(self, global_z: Tensor, all_z: Tensor, *, step: int) -> dict[str, Tensor]:
+    def forward(
+        self, global_z: Tensor, all_z: Tensor, *, step: int, predicted_z: Tensor | None = None
+    ) -> dict[str, Tensor]:
         """Returns the LeJEPA loss and its two terms.
 
         Args:
@@ -90,6 +92,9 @@ class LeJEPALoss(nn.Module):
                 Embeddings of every view, the global ones included, (V, N, K).
             step:
                 The training step; it seeds SIGReg's directions.
+            predicted_z:
+                A predictor head's output for every view, (V, N, K), or None. When given, the
+                prediction term compares it (not all_z) with the centres; SIGReg stays on all_z.
 
         Returns:
             dict(loss, prediction, sigreg), each a scalar tensor.
@@ -101,7 +106,11 @@ class LeJEPALoss(nn.Module):
                 f"global_z (Vg, N, K) and all_z (V, N, K) must agree on N and K, "
                 f"got global_z {tuple(global_z.shape)} and all_z {tuple(all_z.shape)}"
             )
-        prediction = prediction_loss(global_z=global_z, all_z=all_z)
+        if predicted_z is not None and predicted_z.shape != all_z.shape:
+            raise ValueError(
+                f"predicted_z must have all_z's shape {tuple(all_z.shape)}, got {tuple(predicted_z.shape)}"
+            )
+        prediction = prediction_loss(global_z=global_z, all_z=all_z if predicted_z is None else predicted_z)
         sigreg = self.sigreg(all_z, step=step)
         loss = (1 - self.lam) * prediction + self.lam * sigreg
         return {"loss": loss, "prediction": prediction, "sigreg": sigreg}

@@ -19,6 +19,20 @@ ResNets:
 Measured on a 2-core CPU (resnet18, batch 256): the CIFAR stem ran about
 10-12x slower per image than the standard one, so the CPU `small` scale keeps
 "none"; on a GPU "cifar" is the usual choice for 32-px images.
+
+Vision transformers (timm's VisionTransformer and DeiT, `is_timm_vit`). The paper feeds
+global (224 px) and local (96 px) crops through one encoder; here the ViT is built with
+`dynamic_img_size=True`, so its positional embeddings, made for the global resolution
+(`img_size`), are interpolated to each input's patch grid, and `dynamic_img_pad=True`,
+so a side that the patch does not divide is zero-padded up to the next multiple (96 px
+at patch 14 -> 7 x 7 patches, as the official README's 98-px crops). `patch_size`
+replaces the name's patch (e.g. 4 for 32-px images) and `num_registers` adds register
+tokens (Darcet et al.; the paper's table 1e). `last_block_attention` returns the last
+block's patch tokens and the [CLS] token's attention, for figures 13 and 14.
+
+Heads for table 4 (both off by default): `predictor`, an MLP from the embedding to the
+embedding (hidden sizes, e.g. "2048"), through which every view predicts the centre;
+the stochastic weight average of the encoder lives in lejepa.train (`swa_decay`).
 """
 
 from __future__ import annotations
@@ -34,6 +48,8 @@ from torch import nn
 from lejepa.sigreg import global_count, global_sum
 
 SMALL_STEMS = ("none", "cifar", "stride1_maxpool")
+# timm modules whose models are VisionTransformer (dynamic image size, patch size, register tokens)
+TIMM_VIT_MODULES = ("timm.models.vision_transformer", "timm.models.deit")
 
 
 def projector_mlp(in_dim: int, spec: str) -> nn.Sequential:
@@ -72,21 +88,66 @@ def apply_small_stem(backbone: nn.Module, small_stem: str) -> None:
         backbone.maxpool = nn.Identity()
 
 
+def is_timm_vit(backbone: str) -> bool:
+    """Whether timm builds `backbone` as a VisionTransformer (ViT, DeiT; not Swin, LeViT, ...)."""
+    try:
+        entrypoint = timm.models.model_entrypoint(backbone)
+    except (RuntimeError, KeyError):  # unknown name: timm.create_model says so
+        return False
+    return entrypoint.__module__ in TIMM_VIT_MODULES
+
+
+def create_backbone(
+    backbone: str,
+    *,
+    img_size: int | None = None,
+    patch_size: int = 0,
+    num_registers: int = 0,
+    pretrained: bool = False,
+) -> nn.Module:
+    """timm model without classifier (num_classes=0); a ViT with dynamic image size (module docstring)."""
+    kwargs = {}
+    if is_timm_vit(backbone):
+        kwargs = {"dynamic_img_size": True, "dynamic_img_pad": True}
+        if img_size:
+            kwargs["img_size"] = img_size  # the positional embeddings' grid: global views'
+        if patch_size:
+            kwargs["patch_size"] = patch_size
+        if num_registers:
+            kwargs["reg_tokens"] = num_registers
+    elif patch_size or num_registers:
+        raise ValueError(
+            f"patch_size and num_registers need a timm VisionTransformer (vit_*, deit_*), got {backbone!r}"
+        )
+    try:
+        return timm.create_model(backbone, pretrained=pretrained, num_classes=0, **kwargs)
+    except RuntimeError as error:  # timm's "Unknown model" is a RuntimeError
+        raise ValueError(f"backbone {backbone!r}: {error}") from error
+
+
 class Encoder(nn.Module):
-    """timm backbone (num_classes=0) + projector. forward(x) -> (features (B, F), embedding (B, K))."""
+    """timm backbone (num_classes=0) + projector (+ an optional predictor).
+
+    forward(x) -> (features (B, F), embedding (B, K)). `predictor` ("none" or hidden sizes such
+    as "2048") adds `self.predictor`, an MLP K -> hidden -> K that lejepa.train applies to every
+    view's embedding before the prediction loss (table 4); "none" leaves `self.predictor` None.
+    """
 
     def __init__(
-        self, backbone: str, *, projector: str = "2048-2048-128", small_stem: str = "none", pretrained: bool = False
-    ):
+        self, backbone: str, *, projector: str = "2048-2048-128", small_stem: str = "none", pretrained: bool = False,
+        img_size: int | None = None, patch_size: int = 0, num_registers: int = 0, predictor: str = "none",
+    ):  # fmt: skip
         super().__init__()
-        try:
-            self.backbone = timm.create_model(backbone, pretrained=pretrained, num_classes=0)
-        except RuntimeError as error:  # timm's "Unknown model" is a RuntimeError
-            raise ValueError(f"backbone {backbone!r}: {error}") from error
+        self.backbone = create_backbone(
+            backbone, img_size=img_size, patch_size=patch_size, num_registers=num_registers, pretrained=pretrained
+        )
         apply_small_stem(self.backbone, small_stem)
         self.feature_dim = self.backbone.num_features
         self.projector = projector_mlp(self.feature_dim, projector)
         self.embedding_dim = self.projector[-1].out_features
+        self.predictor = None
+        if predictor != "none":
+            self.predictor = projector_mlp(self.embedding_dim, f"{predictor}-{self.embedding_dim}")
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.backbone(x)  # (B, F)
@@ -94,8 +155,53 @@ class Encoder(nn.Module):
 
 
 def encoder_from_config(config: dict) -> Encoder:
-    """Build the encoder a run config describes (keys backbone, projector, small_stem)."""
-    return Encoder(config["backbone"], projector=config["projector"], small_stem=config["small_stem"])
+    """Build the encoder a run config describes (keys backbone, projector, small_stem, and where
+    given global_size, patch_size, num_registers, predictor)."""
+    return Encoder(
+        config["backbone"],
+        projector=config["projector"],
+        small_stem=config["small_stem"],
+        img_size=config.get("global_size"),
+        patch_size=config.get("patch_size", 0),
+        num_registers=config.get("num_registers", 0),
+        predictor=config.get("predictor", "none"),
+    )
+
+
+def last_block_attention(backbone: nn.Module, images: torch.Tensor) -> dict:
+    """A timm ViT's last-layer patch tokens and its [CLS] token's attention in the last block.
+
+    Returns a dict:
+        patch_tokens   (B, h * w, D): the final-norm output at the patch positions
+        cls_attention  (B, heads, T): softmax(q_cls k^T / sqrt(d)) of the last block over all
+                       T = prefix + h * w tokens ([CLS], registers, patches; each row sums to 1)
+        num_prefix     number of prefix tokens ([CLS] + registers) before the patches
+        grid           (h, w): the patch grid, ceil(H / p) x ceil(W / p)
+
+    The attention is recomputed explicitly from the last block's normalised input (a forward
+    pre-hook on `blocks[-1].attn`), because timm's fused attention never forms it.
+    """
+    attention = backbone.blocks[-1].attn
+    captured = {}
+    hook = attention.register_forward_pre_hook(lambda module, args: captured.setdefault("x", args[0]))
+    try:
+        tokens = backbone.forward_features(images)  # (B, T, D)
+    finally:
+        hook.remove()
+    x = captured["x"]  # (B, T, D), after blocks[-1].norm1
+    batch, num_tokens, _ = x.shape
+    qkv = attention.qkv(x).reshape(batch, num_tokens, 3, attention.num_heads, attention.head_dim)
+    q, k = qkv[:, :, 0].transpose(1, 2), qkv[:, :, 1].transpose(1, 2)  # (B, heads, T, d)
+    q, k = attention.q_norm(q), attention.k_norm(k)
+    cls_scores = (q[:, :, :1] * attention.scale) @ k.transpose(-2, -1)  # (B, heads, 1, T)
+    num_prefix = backbone.num_prefix_tokens
+    grid = tuple(backbone.patch_embed.dynamic_feat_size(images.shape[-2:]))
+    return {
+        "patch_tokens": tokens[:, num_prefix:],
+        "cls_attention": cls_scores.softmax(dim=-1)[:, :, 0],
+        "num_prefix": num_prefix,
+        "grid": grid,
+    }
 
 
 def load_encoder(checkpoint_path: str | os.PathLike) -> tuple[Encoder, dict]:

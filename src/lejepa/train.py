@@ -14,6 +14,11 @@ What one step does (paper, section 5 and algorithm 2):
   -> embeddings z (V, B, K) -> LeJEPALoss = (1 - lam) * prediction + lam * SIGReg,
   plus an online linear probe trained on the detached backbone features of the
   global views (it never sends gradient into the encoder).
+  Table 4's options, off by default: `predictor` (every view's embedding passes through
+  an MLP before it predicts the centre; SIGReg stays on the embeddings) and `swa_decay`
+  (an exponential moving average of the encoder's weights, updated after every step,
+  makes the centres without gradient, as the paper's "SWA on the encoder producing mu",
+  and is the encoder final.pt holds; the online encoder is kept as online_encoder).
 
 Outputs in out_dir: checkpoint.pt (every epoch and every checkpoint_minutes,
 written atomically), metrics.csv, final.pt (only when the run has finished: the
@@ -36,6 +41,7 @@ A checkpoint made with other TRAINING_KEYS is set aside and the run starts afres
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import os
@@ -165,7 +171,8 @@ class LeJEPANet(nn.Module):
     """Encoder + online probe in one module, so DDP sees one forward per step.
 
     forward(global views (Vg, B, 3, H, W), local views (Vl, B, 3, h, w)) ->
-    global embeddings (Vg, B, K), all embeddings (V, B, K), probe logits (Vg * B, C).
+    global embeddings (Vg, B, K), all embeddings (V, B, K), probe logits (Vg * B, C),
+    predictions (V, B, K): the encoder's predictor applied to every embedding (None without one).
     """
 
     def __init__(self, encoder: nn.Module, num_classes: int):
@@ -181,7 +188,39 @@ class LeJEPANet(nn.Module):
             embeddings.append(self.encoder(local_views.flatten(0, 1))[1])  # (Vl * B, K)
         all_z = torch.cat(embeddings).view(-1, batch, global_z.shape[-1])  # (V, B, K)
         logits = self.probe(features.detach())  # the probe never trains the encoder
-        return global_z.view(n_global, batch, -1), all_z, logits
+        predicted_z = None
+        if self.encoder.predictor is not None:
+            predicted_z = self.encoder.predictor(all_z.flatten(0, 1)).view_as(all_z)  # (V, B, K)
+        return global_z.view(n_global, batch, -1), all_z, logits, predicted_z
+
+
+def averaged_encoder(encoder: nn.Module) -> nn.Module:
+    """The stochastic weight average's start: a frozen copy of the encoder (swa_decay)."""
+    average = copy.deepcopy(encoder)
+    for parameter in average.parameters():
+        parameter.requires_grad_(False)
+    return average
+
+
+@torch.no_grad()
+def update_average(average: nn.Module, encoder: nn.Module, *, decay: float) -> None:
+    """average <- decay * average + (1 - decay) * encoder, parameter by parameter; buffers
+    (BatchNorm running statistics) are copied from the encoder."""
+    for averaged, current in zip(average.parameters(), encoder.parameters()):
+        averaged.lerp_(current.detach(), 1.0 - decay)
+    for averaged, current in zip(average.buffers(), encoder.buffers()):
+        averaged.copy_(current)
+
+
+@torch.no_grad()
+def average_centres(average: nn.Module, global_views, local_views, *, centers: str) -> torch.Tensor:
+    """The centre views' embeddings by the averaged encoder, without gradient: (Vc, B, K),
+    the global views (centers "global") or every view ("all")."""
+    batch = global_views.shape[1]
+    embeddings = [average(global_views.flatten(0, 1))[1]]
+    if centers == "all" and local_views.shape[0] > 0:
+        embeddings.append(average(local_views.flatten(0, 1))[1])
+    return torch.cat(embeddings).view(-1, batch, embeddings[0].shape[-1])
 
 
 def rng_state() -> dict:
@@ -335,6 +374,13 @@ def make_model(
     return net, model
 
 
+def net_of(model: nn.Module) -> LeJEPANet:
+    """The LeJEPANet inside what the step calls (DDP's .module, torch.compile's _orig_mod)."""
+    while not isinstance(model, LeJEPANet):
+        model = getattr(model, "_orig_mod", None) or model.module
+    return model
+
+
 def make_optimizer(net: LeJEPANet, config: dict) -> torch.optim.AdamW:
     """AdamW; the online probe has no weight decay."""
     return torch.optim.AdamW(
@@ -366,7 +412,14 @@ class TrainingState:
     epoch_sums: dict = field(default_factory=lambda: dict.fromkeys(EPOCH_SUMS, 0.0))
 
 
-def resume(checkpoint_path: Path, config: dict, net: LeJEPANet, optimizer, processes: Processes) -> TrainingState:
+def resume(
+    checkpoint_path: Path,
+    config: dict,
+    net: LeJEPANet,
+    optimizer,
+    processes: Processes,
+    swa_encoder: nn.Module | None = None,
+) -> TrainingState:
     """Load weights, optimiser, RNG states and TrainingState from checkpoint.pt if it was made
     with these TRAINING_KEYS; set a checkpoint made with others aside. -> where to start."""
     state = TrainingState()
@@ -389,6 +442,8 @@ def resume(checkpoint_path: Path, config: dict, net: LeJEPANet, optimizer, proce
         return state
     net.encoder.load_state_dict(checkpoint["encoder"])
     net.probe.load_state_dict(checkpoint["probe"])
+    if swa_encoder is not None:
+        swa_encoder.load_state_dict(checkpoint["swa_encoder"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     state = TrainingState(**{key: checkpoint[key] for key in TRAINING_STATE_KEYS})
     set_rng_state(checkpoint["rng"])
@@ -397,7 +452,14 @@ def resume(checkpoint_path: Path, config: dict, net: LeJEPANet, optimizer, proce
     return state
 
 
-def save_checkpoint(checkpoint_path: Path, config: dict, net: LeJEPANet, optimizer, state: TrainingState) -> None:
+def save_checkpoint(
+    checkpoint_path: Path,
+    config: dict,
+    net: LeJEPANet,
+    optimizer,
+    state: TrainingState,
+    swa_encoder: nn.Module | None = None,
+) -> None:
     """checkpoint.pt, written atomically: everything `resume` needs to continue bit for bit."""
     checkpoint = {
         "config": config,
@@ -407,40 +469,59 @@ def save_checkpoint(checkpoint_path: Path, config: dict, net: LeJEPANet, optimiz
         **{key: getattr(state, key) for key in TRAINING_STATE_KEYS},
         "rng": rng_state(),
     }
+    if swa_encoder is not None:
+        checkpoint["swa_encoder"] = swa_encoder.state_dict()
     with atomic_path(checkpoint_path) as tmp:
         torch.save(checkpoint, tmp)
 
 
-def save_final(final_path: Path, config: dict, net: LeJEPANet, history: list) -> None:
-    """final.pt marks the run finished (`lejepa.models.load_encoder` reads it)."""
+def save_final(
+    final_path: Path, config: dict, net: LeJEPANet, history: list, swa_encoder: nn.Module | None = None
+) -> None:
+    """final.pt marks the run finished (`lejepa.models.load_encoder` reads it). With swa_decay,
+    its encoder is the averaged one and online_encoder the one the optimiser trained."""
+    final = {"config": config, "encoder": net.encoder.state_dict(), "probe": net.probe.state_dict(), "history": history}
+    if swa_encoder is not None:
+        final = {**final, "encoder": swa_encoder.state_dict(), "online_encoder": net.encoder.state_dict()}
     with atomic_path(final_path) as tmp:
-        torch.save(
-            {
-                "config": config,
-                "encoder": net.encoder.state_dict(),
-                "probe": net.probe.state_dict(),
-                "history": history,
-            },
-            tmp,
-        )
+        torch.save(final, tmp)
 
 
 # ---- one step, one epoch ---------------------------------------------------------------------
 
 
-def train_step(model: nn.Module, loss_fn: LeJEPALoss, optimizer, batch, *, lr: float, config: dict,
-               processes: Processes, state: TrainingState, checkpoint_path: Path) -> tuple[list[float], float]:
+def train_step(
+    model: nn.Module,
+    loss_fn: LeJEPALoss,
+    optimizer,
+    batch,
+    *,
+    lr: float,
+    config: dict,
+    processes: Processes,
+    state: TrainingState,
+    checkpoint_path: Path,
+    swa_encoder: nn.Module | None = None,
+) -> tuple[list[float], float]:
     """One optimiser step on a batch of views -> ([loss, prediction, sigreg, online-probe loss],
-    each averaged over processes; the online probe's right predictions, summed over processes)."""
+    each averaged over processes; the online probe's right predictions, summed over processes).
+    With swa_encoder, it makes the centres and is updated after the step."""
     device, world_size = processes.device, processes.world_size
     for group in optimizer.param_groups:
         group["lr"] = lr
     global_views, local_views, labels = (tensor.to(device, non_blocking=True) for tensor in batch)
 
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=processes.use_cuda):
-        global_z, all_z, logits = model(global_views, local_views)
+        global_z, all_z, logits, predicted_z = model(global_views, local_views)
+        if swa_encoder is not None:
+            centers_z = average_centres(swa_encoder, global_views, local_views, centers=config["centers"])
     global_z, all_z, logits = global_z.float(), all_z.float(), logits.float()
-    centers_z = all_z if config["centers"] == "all" else global_z
+    if swa_encoder is not None:
+        centers_z = centers_z.float()
+    else:
+        centers_z = all_z if config["centers"] == "all" else global_z
+    # with a predictor, the prediction term takes every view's prediction (SIGReg its embedding)
+    predicted = {} if predicted_z is None else {"predicted_z": predicted_z.float()}
     probe_labels = labels.repeat(config["n_global"])  # logits are ordered view-major
     probe_loss = F.cross_entropy(logits, probe_labels)
 
@@ -448,10 +529,11 @@ def train_step(model: nn.Module, loss_fn: LeJEPALoss, optimizer, batch, *, lr: f
     if world_size > 1:
         dist.all_reduce(finite, op=dist.ReduceOp.MIN)
     if finite.item() == 1.0:
-        losses = loss_fn(centers_z, all_z, step=state.step)
+        losses = loss_fn(centers_z, all_z, step=state.step, **predicted)
     else:  # the loss refuses non-finite embeddings: report what can be computed
         nan = torch.tensor(float("nan"), device=device)
-        losses = {"loss": nan, "prediction": prediction_loss(global_z=centers_z, all_z=all_z), "sigreg": nan}
+        prediction = prediction_loss(global_z=centers_z, all_z=predicted.get("predicted_z", all_z))
+        losses = {"loss": nan, "prediction": prediction, "sigreg": nan}
     terms = global_mean(
         torch.stack([losses["loss"], losses["prediction"], losses["sigreg"], probe_loss]).detach(), world_size
     ).tolist()
@@ -466,6 +548,8 @@ def train_step(model: nn.Module, loss_fn: LeJEPALoss, optimizer, batch, *, lr: f
     optimizer.zero_grad(set_to_none=True)
     (losses["loss"] + probe_loss).backward()
     optimizer.step()
+    if swa_encoder is not None:
+        update_average(swa_encoder, net_of(model).encoder, decay=config["swa_decay"])
 
     correct = (logits.argmax(1) == probe_labels).sum().float()
     if world_size > 1:
@@ -570,8 +654,9 @@ def main(config: dict) -> Path:
         lam=config["lam"], sigreg=SIGReg(num_slices=config["num_slices"], t_max=config["t_max"], knots=config["knots"])
     )
     optimizer = make_optimizer(net, config)
+    swa_encoder = averaged_encoder(net.encoder) if config["swa_decay"] > 0 else None
 
-    state = resume(checkpoint_path, config, net, optimizer, processes)
+    state = resume(checkpoint_path, config, net, optimizer, processes, swa_encoder)
     if processes.is_main:  # temporary files of checkpoint writes that a kill interrupted
         for leftover in out_dir.glob(f".{checkpoint_path.name}.*.tmp.pt"):
             leftover.unlink()
@@ -594,7 +679,8 @@ def main(config: dict) -> Path:
         for batch in itertools.islice(loader, steps_per_epoch - state.batch_in_epoch):
             lr = learning_rate(state.step, **schedule)
             terms, correct = train_step(model, loss_fn, optimizer, batch, lr=lr, config=config, processes=processes,
-                                        state=state, checkpoint_path=checkpoint_path)  # fmt: skip
+                                        state=state, checkpoint_path=checkpoint_path,
+                                        swa_encoder=swa_encoder)  # fmt: skip
             now = time.monotonic()
             images_in_step = batch[2].numel() * processes.world_size
             add_step(state, terms, correct, images=images_in_step, views_per_image=config["n_global"],
@@ -612,7 +698,7 @@ def main(config: dict) -> Path:
                 check_finite_weights(net, run=config["run"], when=f"after step {state.step - 1}",
                                      checkpoint_path=checkpoint_path)  # fmt: skip
                 if processes.is_main:
-                    save_checkpoint(checkpoint_path, config, net, optimizer, state)
+                    save_checkpoint(checkpoint_path, config, net, optimizer, state, swa_encoder)
                 last_checkpoint_time = time.monotonic()
 
         # end of epoch: metrics row, optional held-out probe accuracy, checkpoint
@@ -631,7 +717,7 @@ def main(config: dict) -> Path:
         check_finite_weights(net, run=config["run"], when=f"at the end of epoch {state.epoch}",
                              checkpoint_path=checkpoint_path)  # fmt: skip
         if processes.is_main:
-            save_checkpoint(checkpoint_path, config, net, optimizer, state)
+            save_checkpoint(checkpoint_path, config, net, optimizer, state, swa_encoder)
         last_checkpoint_time = time.monotonic()
         if processes.is_main:
             write_csv(pd.DataFrame(state.history), metrics_path)
@@ -644,7 +730,7 @@ def main(config: dict) -> Path:
 
     if processes.is_main:
         write_csv(pd.DataFrame(state.history), metrics_path)
-        save_final(final_path, config, net, state.history)
+        save_final(final_path, config, net, state.history, swa_encoder)
     if processes.world_size > 1:
         dist.barrier()
         dist.destroy_process_group()

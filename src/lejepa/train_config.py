@@ -47,11 +47,22 @@ TRAINING_KEYS = {
     "centers": "auto | global | all: the views whose mean every view predicts (algorithm 2; auto: all, ViTs global)",
     "seed": "seed of model init, data order and augmentations",
     "max_steps_per_epoch": "cut every epoch to this many steps (null: the whole dataset)",
+    "patch_size": "ViT patch side in pixels (0: the timm name's; e.g. 4 or 8 for 32-64 px images)",
+    "num_registers": "ViT register tokens (table 1e; 0: none)",
+    "predictor": "predictor MLP hidden sizes, e.g. '2048': every view predicts the centre through it (none: off)",
+    "swa_decay": "EMA decay of an averaged encoder that makes the centres and is saved (table 4's SWA; 0: off)",
 }
 
 # Training keys added after runs were trained with the engine: a config or checkpoint
 # without one behaves as the engine did before it (the cosine annealed to 0).
-ADDED_TRAINING_KEYS = {"final_lr_ratio": 0.0}
+# The ViT and table-4 keys (patch_size ... swa_decay) came later too: their defaults are "off".
+ADDED_TRAINING_KEYS = {
+    "final_lr_ratio": 0.0,
+    "patch_size": 0,
+    "num_registers": 0,
+    "predictor": "none",
+    "swa_decay": 0.0,
+}
 
 # Keys that do not change the result (a resumed run may change them).
 RUNTIME_DEFAULTS = {
@@ -140,10 +151,26 @@ def check_config(config: dict) -> dict:
         raise ValueError(f"channels_last must be 'auto', true or false, got {config['channels_last']!r}")
     if not isinstance(config["tensorboard"], bool):
         raise ValueError(f"tensorboard must be true or false, got {config['tensorboard']!r}")
+    check_head_settings(config)
     for key in ("batch_size", "epochs", "n_global", "global_size", "num_slices"):
         if not isinstance(config[key], int) or config[key] < 1:
             raise ValueError(f"{key} must be a positive integer, got {config[key]!r}")
     return config
+
+
+def check_head_settings(config: dict) -> None:
+    """patch_size, num_registers, predictor and swa_decay: off, or a value that makes sense."""
+    patch_size, registers = config["patch_size"], config["num_registers"]
+    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 0:
+        raise ValueError(f"patch_size must be 0 (the backbone's own) or a positive integer, got {patch_size!r}")
+    if isinstance(registers, bool) or not isinstance(registers, int) or registers < 0:
+        raise ValueError(f"num_registers must be an integer >= 0, got {registers!r}")
+    predictor = config["predictor"]
+    if predictor != "none" and not re.fullmatch(r"[1-9][0-9]*(-[1-9][0-9]*)*", str(predictor)):
+        raise ValueError(f"predictor must be 'none' or hidden sizes such as '2048' or '512-512', got {predictor!r}")
+    decay = config["swa_decay"]
+    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay < 1:
+        raise ValueError(f"swa_decay must be 0 (off) or a number in (0, 1), got {decay!r}")
 
 
 def resolve_run(pretrain: dict, run: str, *, default_scale: str = "small") -> tuple[dict, dict]:
