@@ -3,8 +3,11 @@
     time_sigreg(n=2048, m=512, knots=17) -> {"mean_ms", "std_ms", "peak_mem_mb"}
 
 impl:
-    "ours"     lejepa.SIGReg (recurrence over knots, closed-form backward,
-               O(N * M) extra memory);
+    "ours"     lejepa.SIGReg, its Epps-Pulley path chosen by ``path``: "recurrence"
+               (over knots, closed-form backward, O(N * M) extra memory),
+               "materialised" (cos/sin of about 2 sqrt(knots) angles per entry,
+               batched matmuls, a fixed number of kernel launches) or "auto"
+               (materialised on CUDA for table 6's sizes, recurrence on CPU);
     "naive"    the straightforward implementation that materialises the
                (N, M, knots) angles and lets autograd differentiate cos/sin;
     "algorithm1"  the paper's Algorithm 1 as printed: complex exp of the
@@ -35,7 +38,7 @@ import torch
 from lejepa import stats
 from lejepa.sigreg import SIGReg
 
-__all__ = ["time_sigreg", "naive_sigreg", "algorithm1_sigreg", "IMPLEMENTATIONS"]
+__all__ = ["time_sigreg", "make_step_function", "naive_sigreg", "algorithm1_sigreg", "IMPLEMENTATIONS"]
 
 IMPLEMENTATIONS = ("ours", "naive", "algorithm1", "lightly")
 
@@ -71,10 +74,10 @@ def algorithm1_sigreg(z, directions, *, t_max=5.0, knots=17):
     return statistic.mean()
 
 
-def _make_step_function(*, impl, m, knots, d, device):
-    """A function z -> SIGReg(z) for the chosen implementation."""
+def make_step_function(*, impl, m, knots, d, device, path="auto"):
+    """A function z (N, d) -> SIGReg(z) for the chosen implementation (``path``: ours only)."""
     if impl == "ours":
-        sigreg = SIGReg(num_slices=m, knots=knots)
+        sigreg = SIGReg(num_slices=m, knots=knots, path=path)
         sigreg.directions_for(dim=d, step=_STEP, device=device, dtype=torch.float32)  # fill cache
         return lambda z: sigreg(z, step=_STEP)
     if impl == "naive":
@@ -128,15 +131,16 @@ def _peak_memory_mb(step_function, z, device):
     return peak / 2**20
 
 
-def time_sigreg(*, n, m, knots, d=512, repeats=10, warmup=3, device="cpu", impl="ours"):
+def time_sigreg(*, n, m, knots, d=512, repeats=10, warmup=3, device="cpu", impl="ours", path="auto"):
     """Mean and std (ms) over ``repeats`` timed forward + backward passes of
     SIGReg on z (n, d) float32 with m directions and ``knots`` knots, after
-    ``warmup`` untimed ones, and the peak extra memory (MiB) of one pass."""
+    ``warmup`` untimed ones, and the peak extra memory (MiB) of one pass
+    (``path``: the Epps-Pulley path of impl "ours")."""
     if repeats < 2:
         raise ValueError(f"repeats must be >= 2 to give a std, got {repeats}")
     generator = torch.Generator().manual_seed(1234)
     z = torch.randn(n, d, generator=generator).to(device).requires_grad_(True)
-    step_function = _make_step_function(impl=impl, m=m, knots=knots, d=d, device=device)
+    step_function = make_step_function(impl=impl, m=m, knots=knots, d=d, device=device, path=path)
     for _ in range(warmup):
         _forward_backward(step_function, z)
     times_ms = []
