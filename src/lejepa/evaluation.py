@@ -156,10 +156,11 @@ def _frozen_probe(method, feature_files, settings, seeds, train_indices, device,
     for seed in seeds or [None]:
         idx = torch.as_tensor(train_indices(seed, len(train_y)))
         log.info("seed %s: %s probe on %d training samples", seed, method, len(idx))
-        if method == "linear":
-            outcome = probe.linear(
-                train_x[idx], train_y[idx], test["features"], test["labels"],
-                val_x=val["features"] if val else None, val_y=val["labels"] if val else None,
+        if method == "linear":  # L2 on val only when the dataset has one and the probe uses all of train
+            outcome = probe.linear_on_splits(
+                (train_x, train_y), (test["features"], test["labels"]),
+                val=(val["features"], val["labels"]) if val else None,
+                train_indices=None if result["shots"] == "all" else idx,
                 seed=seed, device=device, **settings,
             )  # fmt: skip
         else:

@@ -159,7 +159,7 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 
 def probe_splits(name: str, root: Path) -> tuple[list[str], str]:
-    """(probe training splits, test split): the registry's roles, train (+ val), test."""
+    """([train split, val split when the dataset has one], test split): the registry's roles."""
     if name in DATASETS:
         spec = DATASETS[name]
         return [spec.train_split] + ([spec.val_split] if spec.val_split else []), spec.test_split
@@ -179,9 +179,12 @@ def view_sizes(name: str, root: Path) -> tuple[int, int]:
 
 
 def linear_probe(encoder: torch.nn.Module, root: Path, *, name: str, size: int, config: dict) -> dict:
-    """Frozen backbone features (eval transform at the global view size) -> lejepa.probe.linear."""
+    """Frozen backbone features (eval transform at the global view size) -> the workflow's linear
+    probe, lejepa.probe.linear_on_splits: fit on train, L2 chosen on val when the dataset has
+    one, else on a held-out part of train (the path of the probe rule's results)."""
     device = torch.device(resolve_device(config["device"]))
     train_splits, test_split = probe_splits(name, root)
+    train_split, val_split = train_splits[0], (train_splits[1] if len(train_splits) > 1 else None)
     start = time.monotonic()
     features = {}
     for split in [*train_splits, test_split]:
@@ -192,21 +195,22 @@ def linear_probe(encoder: torch.nn.Module, root: Path, *, name: str, size: int, 
     extract_s = time.monotonic() - start
     shapes = ", ".join(f"{split} {tuple(features[split][0].shape)}" for split in features)
     print(f"features: {shapes} in {extract_s:.0f} s; fitting the linear probe ...", flush=True)
-    train_x = torch.cat([features[s][0] for s in train_splits])
-    train_y = torch.cat([features[s][1] for s in train_splits])
-    test_x, test_y = features[test_split]
     start = time.monotonic()
-    result = probe.linear(train_x, train_y, test_x, test_y, seed=config["seed"], device=device)
+    result = probe.linear_on_splits(
+        features[train_split], features[test_split], val=features[val_split] if val_split else None,
+        seed=config["seed"], device=device,
+    )  # fmt: skip
     return {
         "probe_top1": result["accuracy"],
         "probe_train_top1": result["train_accuracy"],
         "probe_l2": result["l2"],
         "probe_l2_selection": result["l2_selection"],
-        "probe_train_splits": "+".join(train_splits),
+        "probe_train_splits": train_split,
+        "probe_val_split": val_split,
         "probe_test_split": test_split,
         "num_probe_train": result["num_train"],
         "num_probe_test": result["num_test"],
-        "feature_dim": int(train_x.shape[1]),
+        "feature_dim": int(features[train_split][0].shape[1]),
         "extract_s": extract_s,
         "probe_s": time.monotonic() - start,
     }
