@@ -1,7 +1,8 @@
 """Sweeps (config/sweeps.yaml, lejepa.sweeps): the expansion into pretraining runs at each scale,
-the paper's table 7 as transcribed, table 7's assembly, the loss pool and its Spearman
-correlations against scipy on hand-made runs, the tiny-scale table 7, figure 8 and pool figures
-built end to end through Snakemake, and the paper-scale dry run of the 36-run grid.
+the paper's tables 7 and 1 as transcribed, table 7's and table 1's assembly (table 1's seed-noise
+labels against a hand computation), the loss pool and its Spearman correlations against scipy on
+hand-made runs, the tiny-scale tables 7 and 1, figure 8 and pool figures built end to end through
+Snakemake, and the paper-scale dry runs of table 7's 36-run grid and table 1's 53 runs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 SWEEPS = yaml.safe_load((REPO / "config" / "sweeps.yaml").read_text())["sweeps"]
 PRETRAIN = yaml.safe_load((REPO / "config" / "pretrain.yaml").read_text())["pretrain"]
 TABLE7 = SWEEPS["table7"]
+TABLE1 = SWEEPS["table1"]
 PAPER_LAMBDAS = [0.001, 0.005, 0.01, 0.02, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5]
 
 
@@ -72,12 +74,12 @@ def test_each_scale_expands_into_its_grid(scale, count):
 
 
 def test_merged_runs_resolve_through_the_training_engine():
-    from lejepa.train import resolve_run
+    from lejepa.train_config import resolve_run
 
     runs = sweeps.merge_sweep_runs(PRETRAIN, SWEEPS)
     pretrain = {**PRETRAIN, "runs": runs}
     config, resources = resolve_run(pretrain, "cifar10_resnet18__lam0.5__v8")
-    assert (config["lam"], config["n_global"], config["n_local"], config["epochs"]) == (0.5, 8, 0, 2)
+    assert (config["lam"], config["n_global"], config["n_local"], config["epochs"]) == (0.5, 8, 0, 1)
     assert config["dataset"] == "cifar10" and config["scale"] == "small"
     config, resources = resolve_run(pretrain, "imagenet100_resnet50_paper__lam0.001__v2")
     assert (config["backbone"], config["epochs"], config["global_size"]) == ("resnet50", 400, 224)
@@ -157,6 +159,165 @@ def test_table_frame_averages_seeds_and_keeps_the_papers_cells():
     markdown = sweeps.sweep_table_markdown(frame, sweep)
     assert "Scale **toy**" in markdown and "not a reproduction" in markdown and "| 4 | " in markdown
     assert "52.00 ± 2.83 (84.68)" in markdown
+
+
+# ---------------------------------------------------------------- table 1: axes, names, the paper's grid
+
+
+def test_run_names_tag_what_differs_from_the_default_cell():
+    small = {point["run"]: point["keys"] for point in sweeps.sweep_points(TABLE1, "small")}
+    # the default cell is table 7's noise cell, with its three seeds
+    assert {"cifar10_resnet18__lam0.02__v4", "cifar10_resnet18__lam0.02__v4__s1",
+            "cifar10_resnet18__lam0.02__v4__s2"} <= set(small)  # fmt: skip
+    assert small["cifar10_resnet18__lam0.02__v4"] == {"lam": 0.02, "n_global": 4, "n_local": 0}
+    assert small["cifar10_resnet18__lam0.02__v8__vg2"] == {"lam": 0.02, "n_global": 2, "n_local": 6}
+    assert small["cifar10_resnet18__lam0.02__v4__t1__sl1024__k5"] == {
+        "lam": 0.02, "n_global": 4, "n_local": 0, "t_max": 1.0, "num_slices": 1024, "knots": 5}  # fmt: skip
+    assert small["cifar10_resnet18__lam0.02__v4__sl1024__p2048-2048-64"]["projector"] == "2048-2048-64"
+    assert small["cifar10_resnet18__lam0.02__v4__b128"]["batch_size"] == 128
+    # (a)'s slices 1024 at the default t_max and knots and (d)'s projector 512-512-128 at 1024 slices: one run
+    cells = sweeps.sweep_cells(TABLE1, "small")
+    shared = [cell for cell in cells if cell["runs"] == ["cifar10_resnet18__lam0.02__v4__sl1024"]]
+    assert [cell["part"] for cell in shared] == ["a", "d"]
+    assert len(small) == 3 + 28  # the default cell's 3 seeds and 28 other runs
+    assert sweeps.run_name("b", lam=0.05, views=8, seed=1, extra={"knots": 41, "n_global": 4, "t_max": 1.0}) == \
+        "b__lam0.05__v8__vg4__t1__k41__s1"
+
+
+def test_table1_runs_share_table7s_and_resolve():
+    from lejepa.train_config import resolve_run
+
+    runs = sweeps.merge_sweep_runs(PRETRAIN, SWEEPS)
+    assert runs["cifar10_resnet18__lam0.02__v4__s2"] == sweeps.sweep_runs(TABLE7, "small", PRETRAIN["runs"])[
+        "cifar10_resnet18__lam0.02__v4__s2"]  # fmt: skip
+    pretrain = {**PRETRAIN, "runs": runs}
+    config, _ = resolve_run(pretrain, "cifar10_resnet18__lam0.02__v8__vg1")
+    assert (config["n_global"], config["n_local"], config["global_size"], config["local_size"]) == (1, 7, 32, 16)
+    assert (config["epochs"], config["max_steps_per_epoch"], config["warmup_epochs"]) == (1, 120, 0.1)
+    config, _ = resolve_run(pretrain, "cifar10_resnet18__lam0.02__v4__sl1024__p2048-2048-512")
+    assert (config["projector"], config["num_slices"], config["t_max"], config["knots"]) == ("2048-2048-512", 1024,
+                                                                                              3.0, 17)  # fmt: skip
+    config, resources = resolve_run(pretrain, "imagenet_vit_large_patch14_paper__lam0.05__v10__vg4")
+    assert (config["backbone"], config["dataset"], config["epochs"]) == ("vit_large_patch14_224", "imagenet", 100)
+    assert (config["n_global"], config["n_local"], config["lam"], config["batch_size"]) == (4, 6, 0.05, 512)
+    assert resources["nodes"] == 2
+
+
+def test_a_default_cell_that_is_not_its_base_runs_settings_is_an_error():
+    small = {**TABLE1["scales"]["small"], "default": {**TABLE1["scales"]["small"]["default"], "num_slices": 512}}
+    with pytest.raises(ValueError, match=r"num_slices = 512 \(the run: 256\)"):
+        sweeps.merge_sweep_runs(PRETRAIN, {"table1": {**TABLE1, "scales": {"small": small}}})
+    with pytest.raises(ValueError, match="'seed' is neither"):
+        sweeps.check_axes(["seed"])
+    bad = {**TABLE1["scales"]["small"], "parts": {"c": {"batch": [128]}}}
+    with pytest.raises(ValueError, match="'batch' is neither a setting"):
+        sweeps.sweep_points({**TABLE1, "scales": {"small": bad}}, "small")
+
+
+def test_table1_paper_grid_expands_to_the_papers_cell_count():
+    numbers = {part: len(sweeps.paper_cells(spec["paper"])) for part, spec in TABLE1["parts"].items()}
+    assert numbers == {"a": 3 * 2 * 3, "b": 4 * 3 - 1, "c": 4, "d": 5 * 2 * 2, "e": 5 * 2}  # the paper's table 1
+    cells = sweeps.sweep_cells(TABLE1, "paper")
+    for part in "abcde":  # every number of the paper's sub-table is a cell of ours, and nothing else but the default
+        ours = [cell for cell in cells if cell["part"] == part]
+        with_paper = [cell for cell in ours if cell["paper"] is not None]
+        assert len(with_paper) == numbers[part]
+        assert sorted(cell["paper"] for cell in with_paper) == sorted(
+            accuracy for _, accuracy in sweeps.paper_cells(TABLE1["parts"][part]["paper"]))  # fmt: skip
+        assert all(cell["reference"] for cell in ours if cell["paper"] is None)
+    runs = {run for cell in cells for run in cell["runs"]}
+    # 63 cells; the default cell is in (b), (c), (d) and (e), 4096 slices at the default projector in (d) and (e);
+    # and 2 more seeds of the default cell
+    assert len(runs) == 63 - 3 - 1 + 2
+    assert "imagenet_vit_large_patch14_paper__lam0.05__v8__sl4096__reg8" in runs
+    assert not [cell for cell in sweeps.sweep_cells(TABLE1, "small") if cell["part"] == "e"]  # resnet18: no registers
+    b = {(cell["n_global"], cell["views"]): cell for cell in cells if cell["part"] == "b"}
+    assert (4, 4) not in b and b[(2, 8)]["reference"] and b[(1, 4)]["paper"] == 53.06
+
+
+def test_table1_transcription_matches_targets(require_shared):
+    targets = require_shared("paper/TARGETS.md", "the paper's table 1 numbers").read_text()
+    text = targets[targets.index("**Table 1**"):targets.index("**Table 2**")]
+    part_a = text[text.index("(a)"):text.index("(b)")]
+    stated = [float(x) for x in re.findall(r"\d+\.\d\d", part_a)]
+    grid = sweeps.paper_grid(TABLE1, "a")  # (knots, num_slices, t_max) -> number
+    ours = [grid[(knots, slices, t_max)] for t_max in (1, 3, 5) for slices in (512, 2048) for knots in (5, 17, 41)]
+    assert ours == stated
+    b = sweeps.paper_grid(TABLE1, "b")  # (views, n_global)
+    assert [b[(views, 2)] for views in (4, 6, 8, 10)] == [72.26, 73.07, 74.24, 74.06]
+    assert [b[(views, 4)] for views in (6, 8, 10)] == [73.68, 73.94, 75.08]
+    assert (b[(4, 1)], b[(10, 1)], (4, 4) in b) == (53.06, 68.97, False)
+    assert list(sweeps.paper_grid(TABLE1, "c").values()) == [72.20, 74.15, 74.72, 74.07]
+    low, high = map(float, re.search(r"projector dim\s+64\.\.1024: (\d+\.\d+)-(\d+\.\d+)", text).groups())
+    d = sweeps.paper_grid(TABLE1, "d").values()
+    assert (min(d), max(d)) == (low, high) == (73.65, 75.65)
+    low, high = map(float, re.search(r"x slices 1024/4096: (\d+\.\d+)-(\d+\.\d+)", text).groups())
+    e = sweeps.paper_grid(TABLE1, "e").values()
+    assert (min(e), max(e)) == (low, high)
+
+
+# ---------------------------------------------------------------- table 1's assembly
+
+
+TOY_TABLE1 = {
+    "title": "toy", "claim": "stable",
+    "parts": {"a": {"title": "(a) knots", "axes": ["knots"],
+                    "paper": {"knots": [5, 17], "rows": [{"accuracy": [70.0, 71.0]}]}},
+              "e": {"title": "(e) registers", "axes": ["num_registers"], "note": "needs a ViT",
+                    "paper": {"num_registers": [0, 8], "rows": [{"accuracy": [75.0, 75.5]}]}}},
+    "scales": {"toy": {"base": "b", "define": {"dataset": "d", "backbone": "resnet18"},
+                       "default": {"lam": 0.02, "views": 4, "knots": 17}, "parts": {"a": {"knots": [5, 17, 41, 65]}},
+                       "noise": {"seeds": [0, 1, 2]}, "probe": "linear", "dataset": "d"}},
+}  # fmt: skip
+
+
+def test_table1_labels_each_difference_against_the_seed_noise_by_hand():
+    cells = sweeps.sweep_cells(TOY_TABLE1, "toy")
+    assert [(cell["knots"], cell["reference"], len(cell["runs"])) for cell in cells] == [
+        (17, True, 3), (5, False, 1), (41, False, 1), (65, False, 1)]  # fmt: skip
+    accuracy = {"b__lam0.02__v4": 50.0, "b__lam0.02__v4__s1": 52.0, "b__lam0.02__v4__s2": 54.0,
+                "b__lam0.02__v4__k5": 56.0, "b__lam0.02__v4__k41": 46.0}  # fmt: skip
+    results = {f"results/{run}/linear/d.json": value for run, value in accuracy.items()}
+    missing = "results/b__lam0.02__v4__k65/linear/d.json"
+    frame = sweeps.ablation_frame(
+        TOY_TABLE1, cells, scale="toy",
+        read_result=lambda path: {"accuracy": results[path]} if path != missing else {"status": "not trained"},
+        run_info=lambda run: {"backbone": "resnet18", "pretrain_dataset": "d", "epochs": 1, "resolution": 32,
+                              "pretrain_wall_s": 60.0, "pretrain_device": "cpu", "pretrain_commit": "abc"},
+        dataset_label=str, commit="abc", budget={"max_steps_per_epoch": 120, "warmup_epochs": 0.1},
+    )  # fmt: skip
+    # by hand: sigma = std(50, 52, 54; ddof 1) = 2; the reference is their mean 52; a one-seed cell
+    # against it is beyond noise when |delta| > 2 * 2 * sqrt(1 + 1/3) = 4.6188
+    ours = frame[frame.part == "a"].set_index("knots")
+    assert ours.loc[17, "accuracy"] == 52.0 and ours.loc[17, "std"] == 2.0 and ours.loc[17, "label"] == "reference"
+    assert ours.loc[5, "delta"] == 4.0 and ours.loc[5, "threshold"] == pytest.approx(4.618802, abs=1e-6)
+    assert ours.loc[5, "label"] == "within seed noise"
+    assert ours.loc[41, "delta"] == -6.0 and ours.loc[41, "label"] == "beyond seed noise"
+    assert ours.loc[65, "status"] == "not trained" and np.isnan(ours.loc[65, "accuracy"])
+    assert (frame.noise_std == 2.0).all() and (ours.loc[5, "paper"], ours.loc[17, "paper"]) == (70.0, 71.0)
+    assert np.isnan(ours.loc[41, "paper"])
+    e = frame[frame.part == "e"]
+    assert len(e) == 2 and e.accuracy.isna().all()
+    assert (e.status == "not run at toy scale: needs a ViT").all()
+    markdown = sweeps.ablation_markdown(frame, TOY_TABLE1)
+    assert "σ = 2.00 points" in markdown and "|Δ| > 4.62 points" in markdown
+    assert "| 5 | 56.00 | +4.00 | within seed noise | 70 |" in markdown
+    assert "| 41 | 46.00 | -6.00 | beyond seed noise |  |" in markdown
+    assert "| 17 | 52.00 ± 2.00 (3 seeds) | default |  | 71 |" in markdown
+    assert "| 65 | n/a (not trained) |" in markdown
+    assert "Not run at toy scale: needs a ViT." in markdown and "| 8 | not run |  |  | 75.50 |" in markdown
+    assert "1 of 2 differences beyond seed noise" in markdown
+
+
+def test_without_noise_seeds_nothing_is_labelled_within_or_beyond():
+    one_seed = {**TOY_TABLE1, "scales": {"toy": {**TOY_TABLE1["scales"]["toy"], "noise": {"seeds": [0, 1]}}}}
+    cells = sweeps.sweep_cells(one_seed, "toy")
+    frame = sweeps.ablation_frame(
+        one_seed, cells, scale="toy",
+        read_result=lambda path: {"status": "weights unreachable"} if "__s1" in path else {"accuracy": 50.0},
+        run_info=lambda run: {}, dataset_label=str, commit="abc")  # fmt: skip
+    labels = set(frame[frame.part == "a"].label.dropna())
+    assert "within seed noise" not in labels and "beyond seed noise" not in labels
 
 
 # ---------------------------------------------------------------- the loss pool
@@ -264,19 +425,49 @@ def test_pool_figures_draw_from_the_pool(pool, tmp_path):
 # ---------------------------------------------------------------- through Snakemake
 
 
-def test_table1_is_still_owed_in_one_line(workflow_copy):
-    result = run_snakemake("-n", "tables/table1.csv", cwd=workflow_copy)
-    assert result.returncode == 1
-    assert "tables/table1.csv: not built yet; it is owed by the sweeps issue" in output_of(result)
+def check_tiny_table1(folder: Path):
+    """tables/table1.csv and .md of the tiny scale against the probe results on disk: each cell's
+    number, the default cell's mean over its 2 seeds, and each label recomputed here."""
+    table = pd.read_csv(folder / "tables" / "table1.csv")
+    ours = table.dropna(subset=["accuracy"])
+    assert set(ours.part) == {"a", "b"} and (table.scale == "tiny").all()
+
+    def accuracy(run):
+        return json.loads((folder / f"results/{run}/linear/dtd10.json").read_text())["accuracy"]
+
+    seeds = [accuracy("dtd10_resnet18_tiny__lam0.02__v2"), accuracy("dtd10_resnet18_tiny__lam0.02__v2__s1")]
+    sigma, reference = float(np.std(seeds, ddof=1)), float(np.mean(seeds))
+    assert ours.noise_std.iloc[0] == pytest.approx(sigma)
+    expected = {"a": "dtd10_resnet18_tiny__lam0.02__v2__t1", "b": "dtd10_resnet18_tiny__lam0.02__v2__vg1"}
+    for part, run in expected.items():
+        rows = ours[ours.part == part].set_index("runs")
+        assert rows.loc["dtd10_resnet18_tiny__lam0.02__v2 dtd10_resnet18_tiny__lam0.02__v2__s1", "accuracy"] == \
+            pytest.approx(reference)  # fmt: skip
+        row = rows.loc[run]
+        assert row.accuracy == pytest.approx(accuracy(run)) and row.delta == pytest.approx(accuracy(run) - reference)
+        beyond = abs(accuracy(run) - reference) > 2 * sigma * np.sqrt(1 + 1 / 2)
+        assert row.label == ("beyond seed noise" if beyond else "within seed noise")
+    b = ours[ours.part == "b"]
+    assert set(zip(b.n_global, b.n_local)) == {(2, 0), (1, 1)}
+    paper_only = table[table.accuracy.isna()]
+    assert (paper_only.status.str.startswith("not run at tiny scale")).all() and paper_only.paper.notna().all()
+    assert len(table[table.part == "e"]) == 10 and len(table[table.part == "a"]) == 2 + 18
+    markdown = (folder / "tables" / "table1.md").read_text()
+    assert markdown.count("\n## (") == 5 and "Scale **tiny**" in markdown and "σ = " in markdown
+    assert "not run" in markdown and "Not run at tiny scale: register tokens exist only in a ViT" in markdown
 
 
 @pytest.mark.slow
 def test_tiny_sweep_end_to_end(workflow_copy):
-    """Table 7, figure 8, the pool and its figures at the tiny scale, on a tiny DTD-10 (4 classes,
-    96 / 32 images of 20 px) put where the prepared dataset goes."""
+    """Table 7, figure 8, the pool and its figures, and table 1, at the tiny scale, on a tiny DTD-10
+    (4 classes, 96 / 32 images of 20 px) put where the prepared dataset goes. Table 1's default
+    cell is one of table 7's runs; its other cells add 3 runs of a few steps."""
     write_tiny_dataset(workflow_copy / "data" / "dtd10", classes=4)
-    result = run_snakemake("--cores", "2", "sweeps", "--config", "scale=tiny", cwd=workflow_copy, timeout=900)
+    result = run_snakemake("--cores", "2", "sweeps", "tables/table1.csv", "tables/table1.md", "--config",
+                           "scale=tiny", cwd=workflow_copy, timeout=900)  # fmt: skip
     assert result.returncode == 0, output_of(result)[-5000:]
+    assert len(re.findall(r"^rule pretrain:", output_of(result), flags=re.M)) == 4 + 3
+    check_tiny_table1(workflow_copy)
 
     table = pd.read_csv(workflow_copy / "tables" / "table7.csv")
     ours = table.dropna(subset=["accuracy"])
@@ -340,3 +531,12 @@ def test_paper_scale_plans_the_papers_36_run_grid(workflow_copy):
     output = output_of(result)
     assert result.returncode == 0, output[-5000:]
     assert "rule sweep_table" in output and len(re.findall(r"rule probe:", output)) == 36
+
+    result = run_snakemake("-n", "--profile", "slurm", "tables/table1.csv", "--config", "scale=paper",
+                           "--configfile", "paper.yaml", cwd=workflow_copy)  # fmt: skip
+    output = output_of(result)
+    assert result.returncode == 0, output[-5000:]
+    pretrain = set(re.findall(r"wildcards: run=(\S+)\n\s+resources: .*nodes=2, .*gres=gpu:8", output))
+    expected = {run for cell in sweeps.sweep_cells(TABLE1, "paper") for run in cell["runs"]}
+    assert pretrain == expected and len(pretrain) == 61  # table 1's 63 cells in 59 runs, 2 more seeds
+    assert "rule ablation_table" in output

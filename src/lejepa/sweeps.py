@@ -1,10 +1,22 @@
-"""Sweeps: a grid of pretraining runs from one base run, table 7 (lambda x views), and the
-loss pool behind figures 1 (top), 10, 11, 19 and 21. No torch here: the DAG imports it.
+"""Sweeps: grids of pretraining runs around one base run; table 7 (lambda x views), table 1's
+ablations (a)-(d), and the loss pool behind figures 1 (top), 10, 11, 19 and 21. No torch here:
+the DAG imports it.
 
-A sweep (config/sweeps.yaml) names, per scale, a base run of config/pretrain.yaml, the
-settings laid over every run, the axes (lambda, total views V, seeds) and the probe behind
-each cell. `sweep_runs` expands it into run entries named ``<base>__lam<lambda>__v<V>``
-(``__s<seed>`` for seeds other than 0), which `merge_sweep_runs` adds to pretrain.runs.
+A sweep (config/sweeps.yaml) names its axes: keys of lejepa.train (TRAINING_KEYS: lam, t_max,
+num_slices, knots, batch_size, n_global, ...) or the derived axes of DERIVED_AXES (views, the
+total V = n_global + n_local; proj_width and proj_dim, the projector's hidden width and output
+dimension). Per scale it names a base run of config/pretrain.yaml, the settings laid over every
+run, each axis's values, the seeds and the probe behind each cell. A sweep without `parts` has
+one grid, given by the scale's own axis keys (table 7: lam x views); a sweep with parts (table 1's
+sub-tables) has one grid per part, each varying a few axes of the scale's `default` cell.
+
+`sweep_runs` expands a scale into run entries, which `merge_sweep_runs` adds to pretrain.runs.
+A run is named ``<base>__lam<lambda>__v<V>``, then one tag per setting that differs from the
+scale's default cell, in NAME_TAGS order (``__vg<n_global>`` when n_global is not what views_as
+gives for V, ``__t<t_max>``, ``__sl<num_slices>``, ``__k<knots>``, ``__b<batch_size>``,
+``__p<projector>``; another training key is tagged by its own name), then ``__s<seed>`` for
+seeds other than 0. One setting has one name, whichever sweep or part asks for it: table 1's
+default cell at small scale is table 7's noise cell (cifar10_resnet18__lam0.02__v4), trained once.
 
 The loss pool is one CSV, one line per (run, epoch): the run's final SIGReg and prediction
 losses (its last epoch's means), lambda, views, probe accuracy, and its per-epoch loss terms
@@ -15,11 +27,14 @@ a lower loss goes with a higher accuracy (the paper's figures 1 and 11).
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from lejepa.train_config import ADDED_TRAINING_KEYS, TRAINING_KEYS
 
 # The paper's numbers behind the pool's figures (TARGETS.md).
 PAPER_FIG1_SPEARMAN = 94.52  # training loss against linear-probe accuracy over one ViT-base run's epochs
@@ -27,18 +42,39 @@ PAPER_FIG11_SPEARMAN = {0.0: 85.0, 0.4: 99.0}  # alpha -> Spearman of accuracy a
 
 VIEW_MODES = ("all_global", "two_global")
 
+# Axes that are not keys of lejepa.train, and the keys each sets (cell_settings).
+DERIVED_AXES = {
+    "views": "total views V = n_global + n_local (n_global as views_as says, unless n_global is an axis too)",
+    "proj_width": "the projector's hidden width: every size of `projector` but the last",
+    "proj_dim": "the projector's output dimension: the last size of `projector`",
+}
+# Run-name tags of the settings a cell changes from its scale's default, in name order.
+NAME_TAGS = {"n_global": "vg", "t_max": "t", "num_slices": "sl", "knots": "k", "batch_size": "b", "projector": "p",
+             "num_registers": "reg"}
+# Keys of a sweep's scale that are not axes (any other key of a scale of a sweep without parts is an axis).
+SCALE_KEYS = ("base", "define", "settings", "seeds", "noise", "probe", "dataset", "default", "views_as", "parts")
+# Training keys a sweep may not vary (they name the run's data, model or seed, not a setting of the method).
+NOT_AXES = ("dataset", "backbone", "seed")
+
 
 # ---------------------------------------------------------------- expansion
 
 
-def format_value(value: float) -> str:
-    """The shortest text of a number that reads back to it: 0.05, 0.001, 0.15, 2."""
-    return f"{value:g}"
+def format_value(value) -> str:
+    """The shortest text of a value that reads back to it: 0.05, 0.001, 0.15, 2, 512-512-128."""
+    return value if isinstance(value, str) else f"{value:g}"
 
 
-def run_name(base: str, *, lam: float, views: int, seed: int = 0) -> str:
-    """<base>__lam<lambda>__v<views>, with __s<seed> unless the seed is 0."""
+def _tag_order(key: str):
+    return (0, list(NAME_TAGS).index(key), "") if key in NAME_TAGS else (1, 0, key)
+
+
+def run_name(base: str, *, lam: float, views: int, seed: int = 0, extra: dict | None = None) -> str:
+    """<base>__lam<lambda>__v<views>, a tag per setting of `extra` (NAME_TAGS order), and __s<seed>
+    unless the seed is 0."""
     name = f"{base}__lam{format_value(lam)}__v{views}"
+    for key in sorted(extra or {}, key=_tag_order):
+        name += f"__{NAME_TAGS.get(key, key)}{format_value(extra[key])}"
     return name if seed == 0 else f"{name}__s{seed}"
 
 
@@ -54,32 +90,195 @@ def view_keys(views: int, views_as: str = "all_global") -> dict:
     raise ValueError(f"views_as must be one of {VIEW_MODES}, got {views_as!r}")
 
 
-def sweep_points(at_scale: dict) -> list[dict]:
-    """Every (lam, views, seed) of one scale of a sweep, grid first, then the noise cell's extra
-    seeds; each with its run name and whether it is part of the grid."""
-    base = at_scale["base"]
+def projector_sizes(projector: str) -> list[int]:
+    """'512-512-128' -> [512, 512, 128]."""
+    try:
+        return [int(size) for size in str(projector).split("-")]
+    except ValueError:
+        raise ValueError(f"projector must be sizes joined by '-', e.g. 512-512-128, got {projector!r}") from None
+
+
+def projector_with(projector: str, *, width=None, dim=None) -> str:
+    """The projector with its hidden sizes set to `width` and its output size to `dim` (either may
+    be None: kept)."""
+    sizes = projector_sizes(projector)
+    if width is not None:
+        if len(sizes) < 2:
+            raise ValueError(f"projector {projector!r} has no hidden layer whose width proj_width could set")
+        sizes[:-1] = [int(width)] * (len(sizes) - 1)
+    if dim is not None:
+        sizes[-1] = int(dim)
+    return "-".join(map(str, sizes))
+
+
+def sweep_parts(sweep: dict) -> dict:
+    """part -> {title, axes, paper, note}: a sweep's parts (table 1's sub-tables), or for a sweep
+    without parts one part '' over the sweep's `axes` (default: lam, views) and its `paper`."""
+    if "parts" in sweep:
+        return sweep["parts"]
+    return {"": {"title": sweep.get("title", ""), "axes": sweep.get("axes", ["lam", "views"]),
+                 "paper": sweep.get("paper")}}  # fmt: skip
+
+
+def check_axes(axes) -> None:
+    bad = [axis for axis in axes if axis in NOT_AXES or (axis not in TRAINING_KEYS and axis not in DERIVED_AXES)]
+    if bad:
+        allowed = sorted(set(TRAINING_KEYS) - set(NOT_AXES) | set(DERIVED_AXES))
+        raise ValueError(f"axis {bad[0]!r} is neither a setting of lejepa.train nor a derived axis; allowed: {allowed}")
+    if "n_global" in axes and "views" not in axes:
+        raise ValueError("an n_global axis needs a views axis beside it (n_local = views - n_global)")
+
+
+def scale_grids(sweep: dict, scale: str) -> dict:
+    """part -> its grid at one scale ({axis: values}, and `exclude`: cells left out). A sweep
+    without parts: the scale's own keys that are not SCALE_KEYS."""
+    at_scale = sweep["scales"][scale]
+    parts = sweep_parts(sweep)
+    if "parts" in sweep:
+        grids = dict(at_scale.get("parts", {}))
+    else:
+        grids = {"": {key: value for key, value in at_scale.items() if key not in SCALE_KEYS}}
+    for part, grid in grids.items():
+        where = f"scale {scale!r}" + (f", part {part!r}" if part else "")
+        if part not in parts:
+            raise ValueError(f"{where}: the sweep has no such part; parts: {sorted(parts)}")
+        axes = parts[part]["axes"]
+        check_axes(axes)
+        stray = [key for key in grid if key != "exclude" and key not in axes]
+        if stray:
+            raise ValueError(f"{where}: {stray[0]!r} is neither a setting of a sweep's scale {list(SCALE_KEYS)} "
+                             f"nor an axis of the part {axes}")  # fmt: skip
+    return grids
+
+
+def _same(a, b) -> bool:
+    return format_value(a) == format_value(b)
+
+
+def grid_cells(grid: dict, axes) -> list[dict]:
+    """Every combination of a grid's values (the first axis varies fastest), less those that match
+    every value of an `exclude` entry."""
+    swept = [axis for axis in axes if axis in grid]
+    cells = []
+    for combo in itertools.product(*(grid[axis] for axis in reversed(swept))):
+        values = dict(zip(reversed(swept), combo))
+        cells.append({axis: values[axis] for axis in swept})
+    exclude = grid.get("exclude", [])
+    return [cell for cell in cells
+            if not any(all(key in cell and _same(cell[key], value) for key, value in entry.items())
+                       for entry in exclude)]  # fmt: skip
+
+
+def cell_settings(values: dict, default: dict, views_as: str) -> tuple[dict, dict, dict]:
+    """One cell -> (its training keys, the settings its name tags, its value on every axis).
+
+    values: the cell's own axis values; default: the scale's default cell, whose values fill
+    the axes the cell does not set. The training keys are lam, n_global, n_local and each
+    setting that differs from the default (the base run gives the others).
+    """
+    cell = {**default, **values}
+    missing = [axis for axis in ("lam", "views") if axis not in cell]
+    if missing:
+        raise ValueError(f"a cell needs lam and views (from its grid or the scale's default); {missing} missing")
+    views = int(cell["views"])
+    standard = view_keys(views, views_as)["n_global"]
+    n_global = int(cell.get("n_global", standard))
+    if not 1 <= n_global <= views:
+        raise ValueError(f"a cell of {views} views cannot have {n_global} global views")
+    keys = {"lam": cell["lam"], "n_global": n_global, "n_local": views - n_global}
+    extra = {"n_global": n_global} if n_global != standard else {}
+    derived = {"lam", "views", "n_global", "proj_width", "proj_dim"}
+    settings = {key: value for key, value in cell.items() if key not in derived}
+    if "proj_width" in values or "proj_dim" in values:
+        if "projector" not in default:
+            raise ValueError("proj_width and proj_dim change the scale's default projector: give `projector` there")
+        settings["projector"] = projector_with(default["projector"], width=values.get("proj_width"),
+                                               dim=values.get("proj_dim"))  # fmt: skip
+    for key, value in settings.items():
+        if key not in default or not _same(value, default[key]):
+            keys[key] = value
+            extra[key] = value
+    full = {**cell, "views": views, "n_global": n_global, "n_local": views - n_global}
+    if "projector" in settings:
+        sizes = projector_sizes(settings["projector"])
+        full.update(projector=settings["projector"], proj_dim=sizes[-1],
+                    proj_width=sizes[0] if len(sizes) > 1 else None)  # fmt: skip
+    return keys, extra, full
+
+
+def scale_default(sweep: dict, scale: str) -> dict:
+    return dict(sweep["scales"][scale].get("default", {}))
+
+
+def views_mode(sweep: dict, scale: str) -> str:
+    return sweep["scales"][scale].get("views_as", sweep.get("views_as", "all_global"))
+
+
+def sweep_points(sweep: dict, scale: str) -> list[dict]:
+    """Every run of one scale of a sweep: the cells of every part's grid x the scale's seeds, the
+    default cell (a sweep with parts: every part's reference) x the seeds, then the noise cell's
+    seeds. Each point: run, cell (the run's name without seed), values (every axis), keys
+    (training keys), seed, grid (False for a noise seed only), parts (those whose grid has it)."""
+    at_scale = sweep["scales"][scale]
+    default, views_as = scale_default(sweep, scale), views_mode(sweep, scale)
+    if "parts" in sweep:
+        axes = {axis for part in scale_grids(sweep, scale) for axis in sweep_parts(sweep)[part]["axes"]}
+        lacking = sorted(axis for axis in axes - {"n_global", "proj_width", "proj_dim"} if axis not in default)
+        if lacking or ({"proj_width", "proj_dim"} & axes and "projector" not in default):
+            raise ValueError(f"scale {scale!r}: the default cell must give every axis its parts vary; "
+                             f"missing {lacking or ['projector']}")  # fmt: skip
     points = {}
-    for lam in at_scale["lam"]:
-        for views in at_scale["views"]:
-            for seed in at_scale.get("seeds", [0]):
-                points[(lam, views, seed)] = True
+
+    def add(values, seed, grid, part):
+        keys, extra, full = cell_settings(values, default, views_as)
+        cell = run_name(at_scale["base"], lam=keys["lam"], views=full["views"], extra=extra)
+        run = run_name(at_scale["base"], lam=keys["lam"], views=full["views"], extra=extra, seed=seed)
+        point = points.setdefault(run, {"run": run, "cell": cell, "values": full, "keys": keys, "seed": seed,
+                                        "grid": grid, "parts": []})  # fmt: skip
+        point["grid"] = point["grid"] or grid
+        if part is not None and part not in point["parts"]:
+            point["parts"].append(part)
+
+    seeds = at_scale.get("seeds", [0])
+    for part, grid in scale_grids(sweep, scale).items():
+        for values in grid_cells(grid, sweep_parts(sweep)[part]["axes"]):
+            for seed in seeds:
+                add(values, seed, True, part)
+    if "parts" in sweep:
+        for seed in seeds:
+            add({}, seed, True, None)
     noise = at_scale.get("noise")
     if noise:
         for seed in noise["seeds"]:
-            points.setdefault((noise["lam"], noise["views"], seed), False)
-    return [
-        {"run": run_name(base, lam=lam, views=views, seed=seed), "lam": lam, "views": views, "seed": seed,
-         "grid": grid}  # fmt: skip
-        for (lam, views, seed), grid in points.items()
-    ]
+            add({key: value for key, value in noise.items() if key != "seeds"}, seed, False, None)
+    return list(points.values())
+
+
+def noise_cell(sweep: dict, scale: str) -> str | None:
+    """The name (without seed) of the cell whose seeds measure the seed noise, or None."""
+    noise = sweep["scales"][scale].get("noise")
+    if not noise:
+        return None
+    values = {key: value for key, value in noise.items() if key != "seeds"}
+    keys, extra, full = cell_settings(values, scale_default(sweep, scale), views_mode(sweep, scale))
+    return run_name(sweep["scales"][scale]["base"], lam=keys["lam"], views=full["views"], extra=extra)
+
+
+def default_cell(sweep: dict, scale: str) -> str | None:
+    """The name (without seed) of the default cell of a sweep with parts, or None."""
+    if "parts" not in sweep:
+        return None
+    keys, extra, full = cell_settings({}, scale_default(sweep, scale), views_mode(sweep, scale))
+    return run_name(sweep["scales"][scale]["base"], lam=keys["lam"], views=full["views"], extra=extra)
 
 
 def sweep_runs(sweep: dict, scale: str, runs: dict) -> dict:
     """run name -> its pretrain.runs entry, for one scale of one sweep.
 
-    An entry is the base run's keys, then the scale's settings, then the point's lam, views
-    and seed, with `scale` set to this scale. ``runs``: config/pretrain.yaml's runs (the base
-    is looked up there unless the scale defines it).
+    An entry is the base run's keys, then the scale's settings, then the point's training keys
+    (lam, n_global, n_local and what it changes from the default cell) and seed, with `scale`
+    set to this scale. ``runs``: config/pretrain.yaml's runs (the base is looked up there unless
+    the scale defines it).
     """
     at_scale = sweep["scales"][scale]
     base = at_scale["base"]
@@ -93,19 +292,14 @@ def sweep_runs(sweep: dict, scale: str, runs: dict) -> dict:
             f"name one of config/pretrain.yaml's runs or give its keys under `define`"
         )
     settings = at_scale.get("settings", {})
-    clash = {"lam", "n_global", "n_local", "seed", "scale"} & set(settings)
+    points = sweep_points(sweep, scale)
+    own = {"lam", "n_global", "n_local", "seed", "scale"} | {key for point in points for key in point["keys"]}
+    clash = own & set(settings)
     if clash:
         raise ValueError(f"sweep scale {scale!r}: settings may not set {sorted(clash)}, the sweep's own keys")
     out = {}
-    for point in sweep_points(at_scale):
-        out[point["run"]] = {
-            **base_spec,
-            **settings,
-            "scale": scale,
-            "lam": point["lam"],
-            **view_keys(point["views"], sweep.get("views_as", "all_global")),
-            "seed": point["seed"],
-        }
+    for point in points:
+        out[point["run"]] = {**base_spec, **settings, "scale": scale, **point["keys"], "seed": point["seed"]}
     if "define" in at_scale:
         out[base] = {**base_spec, "scale": base_spec.get("scale", scale)}
     return out
@@ -118,7 +312,8 @@ def sweep_names(sweeps: dict) -> list[str]:
 
 def merge_sweep_runs(pretrain: dict, sweeps: dict) -> dict:
     """config/pretrain.yaml's runs plus every run of every sweep at every scale. A generated name
-    that config/pretrain.yaml already defines differently is an error naming both."""
+    that config/pretrain.yaml already defines differently is an error naming both; so is a default
+    cell whose stated settings are not those its base run trains with."""
     runs = dict(pretrain.get("runs", {}))
     for name in sweep_names(sweeps):
         for scale in sweep_scales(sweeps[name]):
@@ -129,68 +324,133 @@ def merge_sweep_runs(pretrain: dict, sweeps: dict) -> dict:
                         f"already defines with other keys ({runs[run]} vs {spec}); rename one"
                     )
                 runs[run] = spec
+    for name in sweep_names(sweeps):
+        for scale in sweep_scales(sweeps[name]):
+            check_default(sweeps[name], scale, {**pretrain, "runs": runs}, name=name)
     return runs
+
+
+def check_default(sweep: dict, scale: str, pretrain: dict, *, name: str = "") -> None:
+    """A scale's default cell states the settings its base run trains with (t_max, num_slices,
+    ...): each must be what the run resolves to, or the cells' names and labels would lie."""
+    from lejepa.train_config import resolve_run
+
+    default = scale_default(sweep, scale)
+    stated = {key: value for key, value in default.items() if key in TRAINING_KEYS and key != "lam"}
+    if not stated:
+        return
+    run = default_cell(sweep, scale) or noise_cell(sweep, scale)
+    config, _ = resolve_run(pretrain, run)
+    resolved = {**ADDED_TRAINING_KEYS, **config}  # a key at its added default is left out of a resolved run
+    wrong = {key: (value, resolved[key]) for key, value in stated.items() if not _same(value, resolved[key])}
+    if wrong:
+        text = ", ".join(f"{key} = {ours!r} (the run: {theirs!r})" for key, (ours, theirs) in wrong.items())
+        raise ValueError(f"sweep {name!r} at scale {scale!r}: the default cell states {text}; make it say what "
+                         f"its base run {sweep['scales'][scale]['base']!r} trains with")  # fmt: skip
 
 
 def sweep_scales(sweep: dict) -> list[str]:
     return list(sweep.get("scales", {}))
 
 
+def paper_cells(paper: dict | None) -> list[tuple[dict, float]]:
+    """The paper's numbers of one (sub-)table as (axis values, accuracy), nulls left out. A paper
+    block is {<column axis>: [values], rows: [{<row axes>: value, accuracy: [one per column]}]}."""
+    if not paper:
+        return []
+    columns = [key for key in paper if key != "rows"]
+    if len(columns) != 1:
+        raise ValueError(f"a paper block has `rows` and one column axis, got {columns}")
+    column = columns[0]
+    out = []
+    for row in paper["rows"]:
+        axes = {key: value for key, value in row.items() if key != "accuracy"}
+        if len(row["accuracy"]) != len(paper[column]):
+            raise ValueError(f"paper row {axes}: {len(row['accuracy'])} numbers for "
+                             f"{len(paper[column])} values of {column}")  # fmt: skip
+        for value, accuracy in zip(paper[column], row["accuracy"]):
+            if accuracy is not None:
+                out.append(({**axes, column: value}, float(accuracy)))
+    return out
+
+
+def cell_key(values: dict, axes) -> tuple:
+    return tuple(format_value(values[axis]) if values.get(axis) is not None else "" for axis in axes)
+
+
 def sweep_cells(sweep: dict, scale: str, *, unavailable=lambda dataset: None,
                 pretrain_dataset=None) -> list[dict]:  # fmt: skip
-    """The (lam, views) cells of a sweep at one scale, each with its runs (one per seed; the noise
-    cell holds every seed), the probe results it needs, the paper's number and a status: "ok", or
-    why nothing is planned (the pretraining or probed dataset cannot be had here).
+    """The cells of a sweep at one scale, each with its runs (one per seed; the noise cell holds
+    every seed), the probe results it needs, the paper's number and a status: "ok", or why
+    nothing is planned (the pretraining or probed dataset cannot be had here).
+
+    A sweep without parts: one cell per (lam, views) of its grid, sorted by views then lam. A
+    sweep with parts: per part (config order) its reference (the default cell) first, then the
+    cells of its grid (last axis slowest), each with `part`, its value on every axis of the part,
+    `values` (every setting), and flags `reference` and `noise`.
 
     unavailable: dataset -> None or why not; pretrain_dataset: run -> its dataset.
     """
     if scale not in sweep.get("scales", {}):
         raise ValueError(f"the sweep has no scale {scale!r}; defined: {sorted(sweep.get('scales', {}))}")
     at_scale = sweep["scales"][scale]
-    paper = paper_grid(sweep)
-    points = sweep_points(at_scale)
-    cells = {}
+    points = sweep_points(sweep, scale)
+    runs, values = {}, {}
     for point in points:
-        cell = cells.setdefault((point["lam"], point["views"]), {"lam": point["lam"], "views": point["views"],
-                                                                 "runs": []})  # fmt: skip
-        cell["runs"].append(point["run"])
-    out = []
-    for (lam, views), cell in cells.items():
+        runs.setdefault(point["cell"], []).append(point["run"])
+        values.setdefault(point["cell"], point["values"])
+    reference, noise = default_cell(sweep, scale), noise_cell(sweep, scale)
+    grids = scale_grids(sweep, scale)
+
+    def status_of(cell):
         datasets = [at_scale["dataset"]]
         if pretrain_dataset is not None:
-            datasets.insert(0, pretrain_dataset(cell["runs"][0]))
+            datasets.insert(0, pretrain_dataset(runs[cell][0]))
         reasons = [reason for reason in dict.fromkeys(unavailable(name) for name in datasets) if reason]
-        status = "; ".join(reasons) if reasons else "ok"
-        out.append({
-            **cell,
+        return "; ".join(reasons) if reasons else "ok"
+
+    def entry(cell, axes, paper):
+        status = status_of(cell)
+        return {
+            **{axis: values[cell].get(axis) for axis in axes},
+            "runs": runs[cell],
             "probe": at_scale["probe"],
             "dataset": at_scale["dataset"],
-            "paper": paper.get((lam, views)),
+            "paper": paper.get(cell_key(values[cell], axes)),
             "status": status,
-            "results": [result_path(run, at_scale["probe"], at_scale["dataset"]) for run in cell["runs"]]
+            "results": [result_path(run, at_scale["probe"], at_scale["dataset"]) for run in runs[cell]]
             if status == "ok" else [],
-        })  # fmt: skip
-    return sorted(out, key=lambda cell: (cell["views"], cell["lam"]))
+        }  # fmt: skip
+
+    out = []
+    for part, spec in sweep_parts(sweep).items():
+        if part not in grids:
+            continue
+        axes = spec["axes"]
+        paper = {cell_key(cell, axes): accuracy for cell, accuracy in paper_cells(spec.get("paper"))}
+        if "parts" not in sweep:  # every cell, the noise cell too
+            cells = list(dict.fromkeys(point["cell"] for point in points))
+            out += sorted((entry(cell, axes, paper) for cell in cells),
+                          key=lambda cell: tuple(cell[axis] for axis in reversed(axes)))  # fmt: skip
+            continue
+        cells = list(dict.fromkeys(point["cell"] for point in points if part in point["parts"]))
+        ordered = sorted((cell for cell in cells if cell != reference),
+                         key=lambda cell: tuple(values[cell][axis] for axis in reversed(axes)))  # fmt: skip
+        for cell in [reference, *ordered]:
+            out.append({"part": part, **entry(cell, axes, paper), "values": values[cell],
+                        "reference": cell == reference, "noise": cell == noise})  # fmt: skip
+    return out
 
 
 def result_path(run: str, probe: str, dataset: str) -> str:
     return f"results/{run}/{probe}/{dataset}.json"
 
 
-def paper_grid(sweep: dict) -> dict:
-    """(lam, views) -> the paper's number, from the sweep's `paper` block (nulls left out)."""
-    paper = sweep.get("paper")
-    if not paper:
-        return {}
-    grid = {}
-    for row in paper["rows"]:
-        if len(row["accuracy"]) != len(paper["lam"]):
-            raise ValueError(f"paper row views={row['views']}: {len(row['accuracy'])} numbers for "
-                             f"{len(paper['lam'])} lambdas")  # fmt: skip
-        for lam, accuracy in zip(paper["lam"], row["accuracy"]):
-            if accuracy is not None:
-                grid[(float(lam), int(row["views"]))] = float(accuracy)
-    return grid
+def paper_grid(sweep: dict, part: str = "") -> dict:
+    """(value of each axis, in the part's `axes` order) -> the paper's number; table 7: (lam,
+    views) -> number."""
+    spec = sweep_parts(sweep)[part]
+    return {tuple(cell[axis] for axis in spec["axes"]): accuracy for cell, accuracy in paper_cells(spec.get("paper"))}
 
 
 # ---------------------------------------------------------------- table 7
@@ -342,6 +602,200 @@ def sweep_table_markdown(frame: pd.DataFrame, sweep: dict) -> str:
         lines += ["## Runs", "",
                   f"{runs} pretraining runs ({ok.seeds.sum():.0f} probe results), {wall / 60:.0f} min of pretraining "
                   f"in all, on {ok.iloc[0].pretrain_device}; per cell in tables/table7.csv (`runs`).", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- table 1 (a sweep with parts)
+
+
+NOISE_RULE = ("a difference Δ from the default cell is **beyond seed noise** when |Δ| > 2 σ √(1/n + 1/n_ref), "
+              "two standard errors of a difference between means of n and n_ref seeds, with σ the standard "
+              "deviation (ddof 1) of the default cell's noise seeds; otherwise **within seed noise**")  # fmt: skip
+SETTING_COLUMNS = ["lam", "views", "n_global", "n_local", "t_max", "num_slices", "knots", "batch_size", "projector",
+                   "proj_width", "proj_dim", "num_registers"]  # fmt: skip
+ABLATION_COLUMNS = ["part", "part_title", "reference", *SETTING_COLUMNS, "accuracy", "std", "seeds", "delta",
+                    "threshold", "label", "paper", "status", "runs", "scale", "probe", "dataset", "dataset_label",
+                    "backbone", "pretrain_dataset", "epochs", "max_steps_per_epoch", "warmup_epochs", "resolution",
+                    "noise_std", "noise_seeds", "pretrain_wall_s", "pretrain_device", "pretrain_commit",
+                    "commit"]  # fmt: skip
+
+
+def noise_label(delta: float, sigma: float, n: int, n_ref: int) -> tuple[float, str]:
+    """(threshold, label) of a difference `delta` between a cell of n seeds and the reference of
+    n_ref seeds, given the seed noise sigma (NOISE_RULE)."""
+    if sigma is None or not np.isfinite(sigma):
+        return float("nan"), "seed noise not measured"
+    threshold = 2 * sigma * math.sqrt(1 / n + 1 / n_ref)
+    return threshold, "beyond seed noise" if abs(delta) > threshold else "within seed noise"
+
+
+def _accuracies(cell: dict, read_result) -> tuple[list[float] | None, str]:
+    results = [read_result(path) for path in cell["results"]]
+    bad = [result.get("status") for result in results if result.get("status", "ok") != "ok"]
+    if bad:
+        return None, bad[0]
+    return [float(result["accuracy"]) for result in results], "ok"
+
+
+def ablation_frame(sweep: dict, cells: list[dict], *, scale: str, read_result, run_info, dataset_label,
+                   commit: str, budget: dict | None = None) -> pd.DataFrame:  # fmt: skip
+    """Table 1: one line per cell of each part (its reference, the default cell, first), then the
+    paper's cells we did not run. Ours: mean and std over the cell's seeds; delta from the
+    reference; its label against the seed noise (noise_label); the paper's number.
+
+    cells: sweep_cells' (a sweep with parts); read_result: path -> result dict; run_info: run ->
+    read_run_info's dict; budget: the default run's epochs, max_steps_per_epoch, warmup_epochs.
+    """
+    budget = budget or {}
+    measured = {}
+    for cell in cells:
+        if cell["status"] == "ok" and cell["runs"][0] not in measured:
+            accuracies, status = _accuracies(cell, read_result)
+            measured[cell["runs"][0]] = (accuracies, status)
+    noise = next((cell for cell in cells if cell["noise"]), None)
+    noise_accuracies = measured.get(noise["runs"][0], (None, ""))[0] if noise else None
+    sigma = float(np.std(noise_accuracies, ddof=1)) if noise_accuracies and len(noise_accuracies) > 1 else float("nan")
+    noise_seeds = len(noise_accuracies) if noise_accuracies else 0
+    parts = sweep_parts(sweep)
+    rows = []
+    for part, spec in parts.items():
+        ours = [cell for cell in cells if cell["part"] == part]
+        reference = next((cell for cell in ours if cell["reference"]), None)
+        ref_accuracies = measured.get(reference["runs"][0], (None, ""))[0] if reference else None
+        for cell in ours:
+            row = {"part": part, "part_title": spec["title"], "reference": cell["reference"],
+                   **{key: cell["values"].get(key) for key in SETTING_COLUMNS}, "paper": cell["paper"],
+                   "status": cell["status"], "scale": scale, "probe": cell["probe"], "dataset": cell["dataset"],
+                   "dataset_label": dataset_label(cell["dataset"]), "runs": " ".join(cell["runs"]),
+                   "noise_std": sigma, "noise_seeds": noise_seeds, "commit": commit,
+                   **{key: budget.get(key) for key in ("max_steps_per_epoch", "warmup_epochs")}}  # fmt: skip
+            if cell["status"] == "ok":
+                accuracies, status = measured[cell["runs"][0]]
+                row["status"] = status
+                if accuracies:
+                    row["accuracy"] = float(np.mean(accuracies))
+                    row["std"] = float(np.std(accuracies, ddof=1)) if len(accuracies) > 1 else 0.0
+                    row["seeds"] = len(accuracies)
+                    if cell["reference"]:
+                        row["label"] = "reference"
+                    elif ref_accuracies:
+                        row["delta"] = row["accuracy"] - float(np.mean(ref_accuracies))
+                        row["threshold"], row["label"] = noise_label(row["delta"], sigma, len(accuracies),
+                                                                     len(ref_accuracies))  # fmt: skip
+                    else:
+                        row["label"] = "reference not run"
+                info = run_info(cell["runs"][0])
+                row.update({key: info.get(key) for key in ("backbone", "pretrain_dataset", "epochs", "resolution",
+                                                           "pretrain_device", "pretrain_commit")})  # fmt: skip
+                row["pretrain_wall_s"] = sum(run_info(run).get("pretrain_wall_s") or 0.0 for run in cell["runs"])
+            rows.append(row)
+        axes = spec["axes"]
+        ran = {cell_key(cell, axes) for cell in ours}
+        why = f"not run at {scale} scale" + (f": {spec['note']}" if spec.get("note") and not ours else "")
+        for values, accuracy in paper_cells(spec.get("paper")):
+            if cell_key(values, axes) not in ran:
+                rows.append({"part": part, "part_title": spec["title"], "reference": False,
+                             **{key: values.get(key) for key in SETTING_COLUMNS}, "paper": accuracy, "status": why,
+                             "scale": scale, "noise_std": sigma, "noise_seeds": noise_seeds, "commit": commit,
+                             **{axis: values.get(axis) for axis in axes if axis not in SETTING_COLUMNS}})  # fmt: skip
+    frame = pd.DataFrame(rows)
+    extra = [column for column in frame.columns if column not in ABLATION_COLUMNS]  # axes outside SETTING_COLUMNS
+    return frame.reindex(columns=ABLATION_COLUMNS + [column for column in extra if frame[column].notna().any()])
+
+
+def _number(value, digits=2) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return ""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return f"{value:.{digits}f}" if isinstance(value, (float, np.floating)) else str(value)
+
+
+AXIS_LABELS = {"t_max": "t_max", "num_slices": "slices", "knots": "knots", "views": "V", "n_global": "V_g",
+               "n_local": "V_l", "batch_size": "batch", "proj_dim": "proj. dim", "proj_width": "proj. width",
+               "lam": "lambda", "projector": "projector", "num_registers": "registers"}  # fmt: skip
+
+
+def ablation_markdown(frame: pd.DataFrame, sweep: dict) -> str:
+    """tables/table1.md: the scale, budget, seeds and noise rule, then one section per part: ours,
+    the difference from the default cell and its label, the paper's number."""
+    first = frame.iloc[0]
+    ok = frame.dropna(subset=["accuracy"])
+    scale = first["scale"]
+    lines = [f"# {sweep['title']}", "", f"Paper: {sweep['claim']}", ""]
+    reference = frame[frame.reference.fillna(False).astype(bool)]
+    sigma, noise_seeds = first["noise_std"], int(first["noise_seeds"] or 0)
+    if len(ok):
+        run = ok.iloc[0]
+        ref = reference.iloc[0]
+        steps = "" if pd.isna(run.max_steps_per_epoch) else f", each epoch cut at {int(run.max_steps_per_epoch)} steps"
+        default = ", ".join(f"{AXIS_LABELS.get(key, key)} {_number(getattr(ref, key))}" for key in
+                            ("lam", "views", "n_global", "n_local", "t_max", "num_slices", "knots", "batch_size",
+                             "projector") if not pd.isna(getattr(ref, key)))  # fmt: skip
+        seeds = ("every other cell 1 seed" if (ok[~ok.reference.astype(bool)].seeds == 1).all()
+                 else "other cells as the `seeds` column says")  # fmt: skip
+        lines += [
+            f"Scale **{scale}**, built at commit {first['commit']}. Ours: {run.backbone} pretrained on "
+            f"{run.pretrain_dataset} at {int(run.resolution)} px, {int(run.epochs)} epoch(s){steps} of the cell's "
+            f"batch (warm-up {_number(run.warmup_epochs)} epoch), probe `{run.probe}` on {run.dataset_label}. "
+            f"Default cell: {default}; the default cell {noise_seeds} seeds, {seeds}. The paper: ViT-L/14, "
+            f"ImageNet-1k, 100 epochs.",
+            "",
+        ]
+        if np.isfinite(sigma):
+            one = 2 * sigma * math.sqrt(1 + 1 / max(noise_seeds, 1))
+            lines += [f"Seed noise: σ = {sigma:.2f} points (std of the default cell's {noise_seeds} seeds); "
+                      f"{NOISE_RULE} (for a one-seed cell against the {noise_seeds}-seed default: "
+                      f"|Δ| > {one:.2f} points).", ""]  # fmt: skip
+        else:
+            lines += [f"Seed noise: not measured (fewer than 2 seeds of the default cell have a result); "
+                      f"{NOISE_RULE}.", ""]  # fmt: skip
+        if scale != "paper":
+            lines += [f"These are {scale}-scale runs, far shorter than the paper's and on another backbone and "
+                      "dataset: the numbers are not a reproduction of the paper's; what they test is whether any "
+                      "setting collapses and which differences exceed the seed noise.", ""]  # fmt: skip
+    else:
+        lines += [f"Scale **{scale}**, built at commit {first['commit']}. No cell of ours is computed; "
+                  f"{NOISE_RULE}.", ""]  # fmt: skip
+    for part, spec in sweep_parts(sweep).items():
+        rows = frame[frame.part == part]
+        axes = list(reversed(spec["axes"]))
+        lines += [f"## {spec['title']}", ""]
+        if spec.get("note") and not rows.reference.fillna(False).astype(bool).any():
+            lines += [f"Not run at {scale} scale: {spec['note']}.", ""]
+        header = [AXIS_LABELS.get(axis, axis) for axis in axes] + ["ours", "Δ vs default", "seed noise", "paper"]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for row in rows.itertuples():
+            if not pd.isna(row.accuracy):
+                ours = f"{row.accuracy:.2f}" + (f" ± {row.std:.2f} ({int(row.seeds)} seeds)" if row.seeds > 1 else "")
+            elif str(row.status).startswith("not run") or row.status == "ok":
+                ours = "not run"
+            else:
+                ours = f"n/a ({row.status})"
+            delta = "default" if row.reference else ("" if pd.isna(row.delta) else f"{row.delta:+.2f}")
+            label = "" if pd.isna(row.label) or row.label == "reference" else row.label
+            values = [_number(getattr(row, axis, None)) for axis in axes]
+            lines.append("| " + " | ".join([*values, ours, delta, label, _number(row.paper)]) + " |")
+        lines.append("")
+        measured_rows = rows.dropna(subset=["accuracy"])
+        if len(measured_rows) > 1:
+            beyond = (measured_rows.label == "beyond seed noise").sum()
+            spread = measured_rows.accuracy.max() - measured_rows.accuracy.min()
+            text = (f"Ours: {len(measured_rows)} cells, spread {spread:.2f} points, {beyond} of "
+                    f"{len(measured_rows) - 1} differences beyond seed noise")  # fmt: skip
+            paper = rows.dropna(subset=["paper"]).paper
+            if len(paper) > 1:
+                text += f"; the paper's {len(paper)} cells: spread {paper.max() - paper.min():.2f} points"
+            lines += [text + ".", ""]
+    reasons = sorted({status for status in frame.status.dropna()
+                      if status != "ok" and not status.startswith("not run")})  # fmt: skip
+    if reasons:
+        lines += ["## Cells not computed here", ""] + [f"- {reason}" for reason in reasons] + [""]
+    if len(ok):
+        runs = {run for entry in ok.runs for run in str(entry).split()}
+        wall = sum(ok.drop_duplicates("runs").pretrain_wall_s.fillna(0))
+        lines += ["## Runs", "", f"{len(runs)} pretraining runs, {wall / 60:.0f} min of pretraining in all, on "
+                  f"{ok.iloc[0].pretrain_device}; per cell in tables/table1.csv (`runs`).", ""]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -29,7 +29,7 @@ rule sweep_table:
     log:
         "logs/sweeps/{sweep}.log",
     wildcard_constraints:
-        sweep="|".join(SWEEPS) or "(?!)",
+        sweep="|".join(GRID_SWEEPS) or "(?!)",
     localrule: True  # assembles results/ into a table: seconds
     conda:
         "../envs/tables.yaml"
@@ -39,6 +39,36 @@ rule sweep_table:
         scale=config["scale"],
     script:
         "../scripts/sweep_table.py"
+
+
+rule ablation_table:
+    input:
+        unpack(sweep_table_inputs),
+    output:
+        csv=report(
+            "tables/{sweep}.csv",
+            caption="../report/ablation_table.rst",
+            category="Sweeps",
+        ),
+        md=report(
+            "tables/{sweep}.md",
+            caption="../report/ablation_table.rst",
+            category="Sweeps",
+        ),
+    log:
+        "logs/sweeps/{sweep}.log",
+    wildcard_constraints:
+        sweep="|".join(ABLATION_SWEEPS) or "(?!)",
+    localrule: True  # assembles results/ into a table: seconds
+    conda:
+        "../envs/tables.yaml"
+    params:
+        sweep=lambda wc: config["sweeps"][wc.sweep],
+        cells=lambda wc: sweep_cells_here(wc.sweep),
+        budget=lambda wc: ablation_budget(wc.sweep),
+        scale=config["scale"],
+    script:
+        "../scripts/sweep_ablation_table.py"
 
 
 rule sweep_figure:

@@ -10,6 +10,12 @@ SWEEPS = [
     for name in sweep_names(config["sweeps"])
     if config["scale"] in config["sweeps"][name]["scales"]
 ]
+# Sweeps with parts (table 1) have their own table rule; the others are lambda x views tables.
+ABLATION_SWEEPS = [name for name in SWEEPS if "parts" in config["sweeps"][name]]
+GRID_SWEEPS = [name for name in SWEEPS if name not in ABLATION_SWEEPS]
+# The sweeps whose runs are the loss pool's inputs (the pool trains them); another sweep's runs
+# join the pool when their results are on disk, like any other run.
+POOL_SWEEPS = [name for name in SWEEPS if config["sweeps"][name].get("pool_inputs", True)]
 POOL_FIGURES = ["fig1", "fig10", "fig11", "fig19", "fig21"]
 SWEEP_FIGURES = {"fig8": "table7"}  # figure -> the sweep table it draws
 
@@ -51,7 +57,7 @@ def pool_entries():
     """(entries of the sweeps' runs, entries of other runs with a result on disk) at the
     configured scale; lejepa.sweeps.pool_frame reads them."""
     swept, others = [], []
-    for sweep in SWEEPS:
+    for sweep in POOL_SWEEPS:
         at_scale = config["sweeps"][sweep]["scales"][config["scale"]]
         for run in sweep_runs_here(sweep):
             swept.append(
@@ -67,6 +73,12 @@ def pool_entries():
             )
     probe = config["sweeps"].get("pool", {}).get("probe", "linear")
     swept_runs = {entry["run"] for entry in swept}
+    sweep_of = {
+        run: sweep
+        for sweep in SWEEPS
+        if sweep not in POOL_SWEEPS
+        for run in sweep_runs_here(sweep)
+    }
     for run in PRETRAIN_RUNS:
         if run in swept_runs:
             continue
@@ -79,7 +91,7 @@ def pool_entries():
             others.append(
                 {
                     "run": run,
-                    "sweep": "",
+                    "sweep": sweep_of.get(run, ""),
                     "settings": settings,
                     "probe": probe,
                     "probe_dataset": settings["dataset"],
@@ -108,11 +120,22 @@ def pool_other_files():
     ]
 
 
+def ablation_budget(sweep):
+    """The training budget of a sweep's default cell (its first run's resolved settings)."""
+    cells = [cell for cell in sweep_cells_here(sweep) if cell["reference"]]
+    settings = pretrain_settings(cells[0]["runs"][0])[0] if cells else {}
+    return {
+        key: settings.get(key)
+        for key in ("epochs", "max_steps_per_epoch", "warmup_epochs", "batch_size")
+    }
+
+
 def sweep_targets():
-    """Every table, figure and CSV of the sweeps at the configured scale."""
-    figures = [f for f, table in SWEEP_FIGURES.items() if table in SWEEPS]
+    """The tables, figures and CSV of the pool's sweeps (table 7) at the configured scale: the
+    loss pool's own sweeps, so that `sweeps` trains no other sweep's runs."""
+    figures = [f for f, table in SWEEP_FIGURES.items() if table in POOL_SWEEPS]
     return (
-        expand("tables/{sweep}.{ext}", sweep=SWEEPS, ext=["csv", "md"])
+        expand("tables/{sweep}.{ext}", sweep=POOL_SWEEPS, ext=["csv", "md"])
         + ["tables/loss_pool.csv"]
         + expand(
             "figures/{figure}.{ext}",
