@@ -1,5 +1,6 @@
 """Fixtures, reference computations and helpers that several test files share (they import
-write_tiny_dataset, copy_workflow, run_snakemake, output_of and write_yaml from here).
+write_tiny_dataset, tiny_train_config, copy_workflow, run_snakemake, output_of and write_yaml
+from here).
 
 Tests that need ../shared (the offline dataset mirror, the paper's targets, the local
 Slurm script; CI has it beside the repository) ask `require_shared`: it skips naming the
@@ -17,6 +18,7 @@ import pytest
 import yaml
 
 from lejepa.data.format import encode_jpeg, sha256_of, split_file, write_meta, write_split
+from lejepa.train_config import KNOWN_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -87,6 +89,27 @@ def write_tiny_dataset(root: Path, *, classes: int) -> Path:
     return root
 
 
+# The settings of a tiny pretraining on `write_tiny_dataset` (test_resnet, 16-px global and 8-px
+# local views, batch 16: 6 steps per epoch of its 96 images), on one CPU thread, no progress bar.
+TINY_TRAIN_CONFIG = dict(
+    run="tiny", dataset="tiny", backbone="test_resnet", projector="32-16", small_stem="none",
+    n_global=2, n_local=2, global_size=16, local_size=8, global_scale=[0.3, 1.0], local_scale=[0.05, 0.3],
+    batch_size=16, epochs=2, warmup_epochs=0.5, max_steps_per_epoch=None,
+    lr=1e-3, weight_decay=0.05, lam=0.05, num_slices=32, t_max=3.0, knots=17, centers="global", seed=0,
+    eval_split=None, device="cpu", threads=1, workers=0, progress=False,
+)  # fmt: skip
+
+
+def tiny_train_config(data_dir="", out_dir="", **overrides) -> dict:
+    """A lejepa.train config: TINY_TRAIN_CONFIG with data_dir, out_dir and ``overrides`` laid
+    over it. An override that is no setting of lejepa.train is refused (a misspelt key would
+    otherwise test nothing)."""
+    unknown = sorted(set(overrides) - set(KNOWN_KEYS))
+    if unknown:
+        raise TypeError(f"tiny_train_config: {unknown} are not settings of lejepa.train")
+    return {**TINY_TRAIN_CONFIG, "data_dir": str(data_dir), "out_dir": str(out_dir), **overrides}
+
+
 def copy_workflow(copy: Path) -> Path:
     """The workflow's files (no outputs, no .snakemake) copied into ``copy``."""
     copy.mkdir()
@@ -116,6 +139,19 @@ def tiny_dataset(tiny_data_root) -> Path:
 def workflow_copy(tmp_path: Path) -> Path:
     """The workflow's files (no outputs, no .snakemake) in a temporary directory."""
     return copy_workflow(tmp_path / "workflow_copy")
+
+
+# The tiny scale of config/pretrain.yaml and config/probe.yaml cut further for the tests that
+# build a whole table through Snakemake (a --configfile laid over the shipped config): one step
+# per epoch (the epochs stay), one few-shot subset, two L2 strengths for the linear probe's
+# search. The DAG, its jobs and the tables' columns are those of the tiny scale.
+FASTER_TINY_SCALE = {
+    "pretrain": {"scales": {"tiny": {"settings": {"max_steps_per_epoch": 1}}}},
+    "probe": {
+        "few_shot": {"seeds": [0]},
+        "scales": {"tiny": {"linear": {"folds": 2, "max_iter": 50, "l2_grid": [1e-2, 1e-4]}}},
+    },
+}
 
 
 # Snakemake in a subprocess, for the tests that drive the workflow (test_workflow.py and others).

@@ -38,7 +38,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import copy_workflow, write_tiny_dataset
+from conftest import copy_workflow, tiny_train_config, write_tiny_dataset
 
 from lejepa import train
 from lejepa.data import DATASETS, DatasetError, EncodedImages, prepare
@@ -366,16 +366,10 @@ def test_download_cut_short_leaves_no_partial_file(tmp_path, monkeypatch):
 
 
 def tiny_config(data_dir, out_dir, **overrides):
-    config = dict(
-        run="tiny", dataset="tiny", data_dir=str(data_dir), out_dir=str(out_dir),
-        backbone="test_resnet", projector="32-16", small_stem="none",
-        n_global=2, n_local=2, global_size=16, local_size=8, global_scale=[0.3, 1.0], local_scale=[0.05, 0.3],
-        batch_size=16, epochs=2, warmup_epochs=0.5, max_steps_per_epoch=3,
-        lr=1e-3, weight_decay=0.05, lam=0.05, num_slices=16, t_max=3.0, knots=17, centers="global", seed=0,
-        eval_split=None, device="cpu", threads=1, workers=0, progress=False, checkpoint_every_steps=1,
-    )  # fmt: skip
-    config.update(overrides)
-    return config
+    """conftest's tiny run cut to 3 steps per epoch (2 epochs) and checkpointed after every step,
+    so that faults can hit a given step."""
+    faults = dict(max_steps_per_epoch=3, checkpoint_every_steps=1)
+    return tiny_train_config(data_dir, out_dir, **{**faults, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -613,7 +607,7 @@ DISK_FULL_CASES = {  # stage: (file name pattern that fills the disk, what must 
 
 @pytest.mark.parametrize("stage", sorted(DISK_FULL_CASES))
 def test_disk_full_while_writing_leaves_nothing_half_written(
-    stage, tmp_path, tiny_data, tiny_mirror, full_disk, monkeypatch
+    stage, tmp_path, tiny_data, tiny_mirror, full_disk, monkeypatch, request
 ):
     pattern, absent = DISK_FULL_CASES[stage]
     out = tmp_path / "out"
@@ -648,7 +642,7 @@ def test_disk_full_while_writing_leaves_nothing_half_written(
         assert load(out / "checkpoint.pt")["step"] == 2  # the last good checkpoint is intact
         monkeypatch.undo()
         train.main(tiny_config(tiny_data, out))  # space freed: the rerun resumes and finishes
-        assert_same_weights(out / "final.pt", train.main(tiny_config(tiny_data, tmp_path / "uninterrupted")))
+        assert_same_weights(out / "final.pt", request.getfixturevalue("reference_run"))  # = uninterrupted
 
 
 # ---------------------------------------------------------------- through Snakemake: a tiny DAG

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import tiny_train_config
 
 from lejepa import LeJEPALoss, train
 from lejepa.families import centers_for, is_vit, weight_decay_for
@@ -20,17 +21,11 @@ PINNED = {"weight_decay": 5.0e-2, "centers": "global", "final_lr_ratio": 0}  # t
 
 
 def engine_config(data_dir, out_dir, **overrides):
-    config = dict(
-        run="centres", dataset="tiny", data_dir=str(data_dir), out_dir=str(out_dir),
-        backbone="test_resnet", projector="32-16", small_stem="none",
-        n_global=2, n_local=3, global_size=16, local_size=8, global_scale=[0.3, 1.0], local_scale=[0.05, 0.3],
-        batch_size=16, epochs=1, warmup_epochs=0.5, max_steps_per_epoch=2,
-        lr=1e-3, final_lr_ratio=1e-3, weight_decay={"vit": 5e-2, "other": 5e-4}, lam=0.05, num_slices=32,
-        t_max=3.0, knots=17, centers="auto", seed=0,
-        eval_split=None, device="cpu", threads=1, workers=0, progress=False,
-    )  # fmt: skip
-    config.update(overrides)
-    return config
+    """conftest's tiny run with the recipe's family settings (centres and weight decay by backbone,
+    the lr floor), 2 global + 3 local views (so the two centre choices differ), 1 epoch of 2 steps."""
+    recipe = dict(run="centres", n_local=3, epochs=1, max_steps_per_epoch=2, final_lr_ratio=1e-3,
+                  weight_decay={"vit": 5e-2, "other": 5e-4}, centers="auto")  # fmt: skip
+    return tiny_train_config(data_dir, out_dir, **{**recipe, **overrides})
 
 
 # ---------------------------------------------------------------- centres (algorithm 2)

@@ -16,25 +16,13 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import tiny_train_config
 
 from lejepa import train
 from lejepa.models import load_encoder
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = 4  # of conftest's tiny_dataset
-
-
-def tiny_config(data_dir, out_dir, **overrides):
-    config = dict(
-        run="tiny", dataset="tiny", data_dir=str(data_dir), out_dir=str(out_dir),
-        backbone="test_resnet", projector="32-16", small_stem="none",
-        n_global=2, n_local=2, global_size=16, local_size=8, global_scale=[0.3, 1.0], local_scale=[0.05, 0.3],
-        batch_size=16, epochs=2, warmup_epochs=0.5, max_steps_per_epoch=None,
-        lr=1e-3, weight_decay=0.05, lam=0.05, num_slices=32, t_max=3.0, knots=17, centers="global", seed=0,
-        eval_split=None, device="cpu", threads=1, workers=0, progress=False,
-    )  # fmt: skip
-    config.update(overrides)
-    return config
 
 
 def write_config(config, path):
@@ -90,7 +78,7 @@ def test_sampler_ranks_split_the_one_process_batches():
 
 
 def test_config_errors_name_the_key(tiny_dataset, tmp_path):
-    config = tiny_config(tiny_dataset, tmp_path)
+    config = tiny_train_config(tiny_dataset, tmp_path)
     with pytest.raises(ValueError, match="lrr"):
         train.check_config({**config, "lrr": 1.0})
     missing = dict(config)
@@ -149,7 +137,7 @@ def test_every_configured_run_resolves():
 
 
 def test_end_to_end_tiny_pretrain(tiny_dataset, tmp_path):
-    config = tiny_config(tiny_dataset, tmp_path / "run", eval_split="test", epochs=3)
+    config = tiny_train_config(tiny_dataset, tmp_path / "run", eval_split="test", epochs=3)
     final = train.main(config)
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
     assert list(metrics.columns) == [
@@ -170,7 +158,7 @@ def test_end_to_end_tiny_pretrain(tiny_dataset, tmp_path):
 
 
 def test_changed_settings_start_afresh(tiny_dataset, tmp_path):
-    config = tiny_config(tiny_dataset, tmp_path, epochs=1, max_steps_per_epoch=2)
+    config = tiny_train_config(tiny_dataset, tmp_path, epochs=1, max_steps_per_epoch=2)
     train.main(config)
     (tmp_path / "final.pt").unlink()  # as Snakemake does before rerunning a job whose params changed
     changed = {**config, "lr": 5e-4, "threads": 2}
@@ -185,8 +173,9 @@ def test_changed_settings_start_afresh(tiny_dataset, tmp_path):
 
 def test_channels_last_changes_the_memory_format_not_the_training(tiny_dataset, tmp_path):
     overrides = dict(epochs=1, max_steps_per_epoch=3)
-    standard = load(train.main(tiny_config(tiny_dataset, tmp_path / "standard", channels_last=False, **overrides)))
-    nhwc = load(train.main(tiny_config(tiny_dataset, tmp_path / "nhwc", channels_last=True, **overrides)))
+    standard = train.main(tiny_train_config(tiny_dataset, tmp_path / "standard", channels_last=False, **overrides))
+    nhwc = train.main(tiny_train_config(tiny_dataset, tmp_path / "nhwc", channels_last=True, **overrides))
+    standard, nhwc = load(standard), load(nhwc)
     assert nhwc["encoder"].keys() == standard["encoder"].keys()
     for key, value in standard["encoder"].items():  # other convolution kernels: float32 rounding only
         torch.testing.assert_close(nhwc["encoder"][key], value, rtol=1e-3, atol=1e-4, msg=key)
@@ -194,7 +183,7 @@ def test_channels_last_changes_the_memory_format_not_the_training(tiny_dataset, 
 
 def test_non_finite_loss_stops_with_the_terms_and_keeps_the_checkpoint(tiny_dataset, tmp_path):
     # lr 1e30: the first AdamW step sends the weights to ~1e30, the next loss overflows
-    config = tiny_config(tiny_dataset, tmp_path, lr=1e30, warmup_epochs=0, checkpoint_every_steps=1)
+    config = tiny_train_config(tiny_dataset, tmp_path, lr=1e30, warmup_epochs=0, checkpoint_every_steps=1)
     with pytest.raises(train.NonFiniteLoss, match=r"step 1 .*prediction=.*sigreg=") as error:
         train.main(config)
     assert str(tmp_path / "checkpoint.pt") in str(error.value)
@@ -206,11 +195,11 @@ def test_non_finite_loss_stops_with_the_terms_and_keeps_the_checkpoint(tiny_data
 
 @pytest.mark.slow
 def test_kill_9_mid_epoch_then_resume_is_bit_identical(tiny_dataset, tmp_path):
-    reference = train.main(tiny_config(tiny_dataset, tmp_path / "reference", epochs=4, checkpoint_every_steps=1))
+    reference = train.main(tiny_train_config(tiny_dataset, tmp_path / "reference", epochs=4, checkpoint_every_steps=1))
 
     out_dir = tmp_path / "killed"
     config_path = write_config(
-        tiny_config(tiny_dataset, out_dir, epochs=4, checkpoint_every_steps=1), tmp_path / "config.yaml"
+        tiny_train_config(tiny_dataset, out_dir, epochs=4, checkpoint_every_steps=1), tmp_path / "config.yaml"
     )
     command = [sys.executable, "-m", "lejepa.train", "--config", str(config_path)]
     process = subprocess.Popen(command, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -262,8 +251,8 @@ def test_ddp_two_processes_match_one_process(tiny_dataset, tmp_path):
     the 1e-5 tolerance. Since AdamW's update ignores the gradient's scale, the gradients
     themselves are compared through AdamW's first moment (exp_avg, proportional to them)."""
     overrides = dict(epochs=1, max_steps_per_epoch=3, lr=1e-4, warmup_epochs=0)
-    one = train.main(tiny_config(tiny_dataset, tmp_path / "one", **overrides))
-    config_path = write_config(tiny_config(tiny_dataset, tmp_path / "two", **overrides), tmp_path / "config.yaml")
+    one = train.main(tiny_train_config(tiny_dataset, tmp_path / "one", **overrides))
+    config_path = write_config(tiny_train_config(tiny_dataset, tmp_path / "two", **overrides), tmp_path / "config.yaml")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                "-m", "lejepa.train", "--config", str(config_path)]  # fmt: skip
     result = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True, timeout=300)
@@ -356,7 +345,7 @@ def test_example_config_is_complete_and_runs_through_the_cli_with_set(tiny_datas
 def test_tensorboard_without_the_package_names_the_setting(tiny_dataset, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as without the package
     with pytest.raises(ImportError) as raised:
-        train.main(tiny_config(tiny_dataset, tmp_path / "run", tensorboard=True))
+        train.main(tiny_train_config(tiny_dataset, tmp_path / "run", tensorboard=True))
     message = str(raised.value)
     assert message.startswith("the setting tensorboard: true needs the tensorboard package, which cannot be imported")
     assert message.endswith("install it (pip install tensorboard, or pip install -e '.[tensorboard]') "
@@ -367,12 +356,12 @@ def test_tensorboard_without_the_package_names_the_setting(tiny_dataset, tmp_pat
 def test_tensorboard_off_leaves_resolved_settings_as_they_were():
     """tensorboard was added after runs were trained: at its default it is not in a run's resolved
     settings (the workflow's params), set it is."""
-    pretrain = {"scales": {"s": {"settings": tiny_config("d", "o")}}, "runs": {"r": {"scale": "s"}, "t": {
+    pretrain = {"scales": {"s": {"settings": tiny_train_config("d", "o")}}, "runs": {"r": {"scale": "s"}, "t": {
         "scale": "s", "tensorboard": True}}}  # fmt: skip
     assert "tensorboard" not in train.resolve_run(pretrain, "r")[0]
     assert train.resolve_run(pretrain, "t")[0]["tensorboard"] is True
     with pytest.raises(ValueError, match="tensorboard must be true or false, got 'yes'"):
-        train.check_config({**tiny_config("d", "o"), "tensorboard": "yes"})
+        train.check_config({**tiny_train_config("d", "o"), "tensorboard": "yes"})
 
 
 def test_tensorboard_holds_the_scalars_of_metrics_csv(tiny_dataset, tmp_path):
@@ -380,7 +369,8 @@ def test_tensorboard_holds_the_scalars_of_metrics_csv(tiny_dataset, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out = tmp_path / "run"
-    train.main(tiny_config(tiny_dataset, out, epochs=2, max_steps_per_epoch=2, eval_split="test", tensorboard=True))
+    config = tiny_train_config(tiny_dataset, out, epochs=2, max_steps_per_epoch=2, eval_split="test", tensorboard=True)
+    train.main(config)
     events = EventAccumulator(str(out / "tensorboard"))
     events.Reload()
     metrics = pd.read_csv(out / "metrics.csv")
