@@ -88,6 +88,12 @@ def timed(function, *args, **kwargs) -> tuple[dict, dict]:
     }
 
 
+def report(repeat: int, side: str, run: dict) -> None:
+    print(f"repeat {repeat} {side:8s} {run['seconds']:8.1f} s wall {run['cpu_seconds']:8.1f} s CPU  "
+          f"top-1 {run['accuracy']:.2f}%  C {run['C']:.3g}  strengths tried {len(run['selection_accuracy'])}  "
+          f"load average {run['load'][0]:.1f} -> {run['load'][1]:.1f}", flush=True)  # fmt: skip
+
+
 def main():
     args = parse_args()
     from threadpoolctl import threadpool_limits
@@ -106,13 +112,10 @@ def main():
         ours, clock = timed(probe.linear, train_x, train_y, test_x, test_y, seed=args.seed, device="cpu")
         runs["ours"].append({**clock, "accuracy": ours["accuracy"], "C": ours["C"],
                              "selection_accuracy": ours["selection_accuracy"]})  # fmt: skip
+        report(repeat, "ours", runs["ours"][-1])
         theirs, clock = timed(sklearn_probe, *arrays, seed=args.seed)
         runs["sklearn"].append({**clock, **theirs})
-        for side in runs:
-            run = runs[side][-1]
-            print(f"repeat {repeat} {side:8s} {run['seconds']:8.1f} s wall {run['cpu_seconds']:8.1f} s CPU  "
-                  f"top-1 {run['accuracy']:.2f}%  C {run['C']:.3g}  strengths tried {len(run['selection_accuracy'])}  "
-                  f"load average {run['load'][0]:.1f} -> {run['load'][1]:.1f}", flush=True)  # fmt: skip
+        report(repeat, "sklearn", runs["sklearn"][-1])
 
     median = {side: float(np.median([r["seconds"] for r in runs[side]])) for side in runs}
     median_cpu = {side: float(np.median([r["cpu_seconds"] for r in runs[side]])) for side in runs}

@@ -106,6 +106,58 @@ def test_linear_uses_val_split_and_falls_back_with_one_shot(digits):
     assert result["accuracy"] > 30  # 10 labelled digits already beat chance (10%) by far
 
 
+def test_linear_matches_sklearn_holdout_protocol_on_correlated_features():
+    """Correlated, badly scaled features (the case the preconditioner is for): our probe's
+    test accuracy is within 0.5 points of scikit-learn choosing C on the same kind of
+    holdout from the same grid (patience 3) and refitting on all of train."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(11)
+    mixing = rng.normal(size=(24, 24)) * np.logspace(0, -2, 24)  # spread-out principal variances
+    raw_train, train_y = gaussian_classes(6, 24, 3000, separation=0.35, seed=12)
+    raw_test, test_y = gaussian_classes(6, 24, 3000, separation=0.35, seed=12, sample_seed=1)
+    train_x, test_x = raw_train @ mixing * 5.0 + 3.0, raw_test @ mixing * 5.0 + 3.0
+
+    scaler = StandardScaler().fit(train_x)
+    fit_z, held_z, fit_y, held_y = train_test_split(
+        scaler.transform(train_x), train_y, test_size=0.2, stratify=train_y, random_state=0
+    )
+    best, best_l2, since_best = -1.0, None, 0
+    for l2 in sorted(probe.DEFAULT_L2_GRID, reverse=True):  # strong to weak, stop after 3 without gain
+        model = LogisticRegression(C=1 / (l2 * len(fit_y)), tol=1e-8, max_iter=5000).fit(fit_z, fit_y)
+        accuracy = model.score(held_z, held_y)
+        best, best_l2, since_best = (accuracy, l2, 0) if accuracy > best else (best, best_l2, since_best + 1)
+        if since_best == 3:
+            break
+    reference = LogisticRegression(C=1 / (best_l2 * len(fit_y)), tol=1e-8, max_iter=5000)
+    expected = 100 * reference.fit(scaler.transform(train_x), train_y).score(scaler.transform(test_x), test_y)
+
+    ours = probe.linear(train_x, train_y, test_x, test_y, max_cv_samples=1000, device="cpu")
+    assert ours["l2_selection"] == "holdout"
+    assert 40 < expected < 90  # neither trivial nor hopeless
+    assert abs(ours["accuracy"] - expected) <= 0.5, (ours["accuracy"], expected, ours["l2"], best_l2)
+
+
+def test_linear_on_splits_uses_val_only_with_all_training_samples(digits):
+    """The workflow's rule (config/probe.yaml): L2 on val when the dataset has one and the probe
+    uses all of train; a few-shot subset chooses on a held-out part of itself."""
+    train_x, train_y, test_x, test_y = digits
+    train, test, val = (train_x[:600], train_y[:600]), (test_x, test_y), (train_x[600:], train_y[600:])
+    everything = probe.linear_on_splits(train, test, val=val, device="cpu")
+    direct = probe.linear(*train, *test, val_x=val[0], val_y=val[1], device="cpu")
+    assert everything["l2_selection"] == "val" and everything["num_train"] == 600
+    assert everything["accuracy"] == direct["accuracy"] and everything["l2"] == direct["l2"]
+
+    subset = probe.few_shot_indices(train[1], shots=5, seed=0)
+    few = probe.linear_on_splits(train, test, val=val, train_indices=subset, seed=0, device="cpu")
+    assert few["num_train"] == 50 and few["l2_selection"] == "5-fold cross-validation"
+    expected = probe.linear(train_x[subset], train_y[subset], *test, seed=0, device="cpu")
+    assert few["accuracy"] == expected["accuracy"]
+    assert probe.linear_on_splits(train, test, device="cpu")["l2_selection"] == "5-fold cross-validation"
+
+
 def test_linear_takes_torch_tensors_and_rejects_bad_input(digits):
     train_x, train_y, test_x, test_y = digits
     from_numpy = probe.linear(train_x, train_y, test_x, test_y, l2=1e-3, device="cpu")
