@@ -303,6 +303,20 @@ def test_auto_path_is_materialised_on_cuda_below_the_threshold_only():
     assert "path='auto'" in repr(SIGReg())
 
 
+def test_tf32_is_off_inside_the_materialised_matmuls_and_restored_after():
+    matmul = torch.backends.cuda.matmul
+    assert not matmul.allow_tf32
+    matmul.allow_tf32 = True  # the legacy API, as torch.set_float32_matmul_precision("high") sets it
+    try:
+        with sigreg_module._full_precision_matmul(torch.device("cuda")):
+            assert not matmul.allow_tf32
+        assert matmul.allow_tf32
+        with sigreg_module._full_precision_matmul(torch.device("cpu")):
+            assert matmul.allow_tf32  # CPU matmuls do not use TF32
+    finally:
+        matmul.allow_tf32 = False
+
+
 # 2 gloo processes, float64: the materialised path (one chunk and 3 chunks) on each rank's
 # rows equals one process holding the whole batch with the recurrence path: the statistic
 # on every rank and the layer's gradients after DDP's averaging (uneven split).

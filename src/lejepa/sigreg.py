@@ -201,7 +201,7 @@ def _knot_factors(knots: int) -> tuple[int, int]:
 def _constants(t_max, knots, dtype, device):
     """Cached per quadrature, dtype and device, for A, B = _knot_factors(knots), dt the knot step:
 
-    frequencies, offsets (2, 1, 1, A + 2B): cos(f x + o) gives, for p = 0 and p = 1,
+    frequencies, offsets (2, 1, A + 2B): cos(f x + o) gives, for p = 0 and p = 1,
         [cos alpha_a, cos beta_b, sin beta_b] and [sin alpha_a, -sin beta_b, cos beta_b],
         alpha_a = a B dt x, beta_b = b dt x (sin(.) = cos(. - pi/2));
     negative_target (A, 2B): -[exp(-t_k^2 / 2) | 0] at k = a B + b (0 on padding knots);
@@ -227,8 +227,8 @@ def _constants(t_max, knots, dtype, device):
 
     cf, w, wt = on_grid(gaussian_cf), on_grid(quadrature_weights), on_grid(2 * quadrature_weights * t)
     constants = {
-        "frequencies": frequencies[:, None, None, :],
-        "offsets": offsets[:, None, None, :],
+        "frequencies": frequencies[:, None, :],
+        "offsets": offsets[:, None, :],
         "negative_target": -torch.cat([cf, torch.zeros_like(cf)], 1),
         "weights": torch.cat([w, w], 1).flatten(),
         "gradient_factor": torch.cat([wt, -wt], 1),
@@ -236,19 +236,18 @@ def _constants(t_max, knots, dtype, device):
     return outer, inner, {key: value.to(device=device, dtype=dtype) for key, value in constants.items()}
 
 
-def _trig_table(x: Tensor, constants: dict) -> Tensor:
-    """cos(f x_nm + o) for one chunk of directions: x (N, Mc) -> (2, N, Mc, A + 2B)."""
-    return torch.addcmul(constants["offsets"], x[None, :, :, None], constants["frequencies"]).cos_()
+def _trig_table(x_by_direction: Tensor, constants: dict) -> Tensor:
+    """cos(f x_nm + o) for one chunk of directions: x^T (Mc, N) contiguous ->
+    (Mc, 2, N, A + 2B) contiguous (each direction's block is contiguous for the
+    batched matmuls)."""
+    return torch.addcmul(constants["offsets"], x_by_direction[:, None, :, None], constants["frequencies"]).cos_()
 
 
 def _left_right(table: Tensor, outer: int) -> tuple[Tensor, Tensor]:
     """The table as L (Mc, 2N, A) = [cos alpha; sin alpha] and R (Mc, 2N, 2B) =
-    [[cos beta, sin beta]; [-sin beta, cos beta]], strided views (batch over directions)."""
-    _, n, chunk, columns = table.shape
-    by_direction = table.permute(2, 0, 1, 3)  # (Mc, 2, N, A + 2B)
-    left = by_direction[..., :outer].reshape(chunk, 2 * n, outer)
-    right = by_direction[..., outer:].reshape(chunk, 2 * n, columns - outer)
-    return left, right
+    [[cos beta, sin beta]; [-sin beta, cos beta]] (views)."""
+    chunk, _, n, columns = table.shape
+    return table[..., :outer].reshape(chunk, 2 * n, outer), table[..., outer:].reshape(chunk, 2 * n, columns - outer)
 
 
 def _ecf_sums_of_chunk(table: Tensor, outer: int) -> Tensor:
@@ -259,16 +258,16 @@ def _ecf_sums_of_chunk(table: Tensor, outer: int) -> Tensor:
 
 
 def _gradient_of_chunk(table: Tensor, coefficients: Tensor, outer: int) -> Tensor:
-    """grad_x = sum_{p, a} L (R @ H) for one chunk: table (2, N, Mc, A + 2B),
+    """grad_x = sum_{p, a} L (R @ H) for one chunk: table (Mc, 2, N, A + 2B),
     coefficients H^T (Mc, A, 2B) -> (N, Mc)."""
     left, right = _left_right(table, outer)
-    _, n, chunk, _ = table.shape
+    chunk, _, n, _ = table.shape
     per_alpha = (right @ coefficients.mT) * left  # (Mc, 2N, A)
     return per_alpha.reshape(chunk, 2, n, outer).sum((1, 3)).T  # (N, Mc)
 
 
 def _chunk_size(n: int, columns: int, chunk_entries: int) -> int:
-    """Directions per chunk so that the table (2, N, Mc, columns) stays within
+    """Directions per chunk so that the table (Mc, 2, N, columns) stays within
     chunk_entries (at least one direction)."""
     return max(1, chunk_entries // (2 * n * columns))
 
@@ -276,15 +275,30 @@ def _chunk_size(n: int, columns: int, chunk_entries: int) -> int:
 @contextlib.contextmanager
 def _full_precision_matmul(device: torch.device):
     """Float32 matmuls in full precision (not TF32) on CUDA inside the block: the sums
-    over samples need float32 resolution."""
-    if device.type != "cuda" or not torch.backends.cuda.matmul.allow_tf32:
+    over samples need float32 resolution. The TF32 setting is restored through the API
+    that set it (torch refuses to read one API's setting after the other set it)."""
+    matmul = torch.backends.cuda.matmul
+    if device.type != "cuda":
         yield
         return
-    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        legacy = matmul.allow_tf32
+    except RuntimeError:  # set through fp32_precision (torch >= 2.9)
+        legacy = None
+    if legacy is not None:
+        setting, full, previous = "allow_tf32", False, legacy
+        tf32 = legacy
+    else:
+        setting, full, previous = "fp32_precision", "ieee", matmul.fp32_precision
+        tf32 = (torch.backends.fp32_precision if previous == "none" else previous) == "tf32"
+    if not tf32:
+        yield
+        return
+    setattr(matmul, setting, full)
     try:
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32 = True
+        setattr(matmul, setting, previous)
 
 
 class _MaterialisedEppsPulley(torch.autograd.Function):
@@ -312,7 +326,7 @@ class _MaterialisedEppsPulley(torch.autograd.Function):
         # x (N, M) -> statistic (M,)
         outer, inner, constants = _constants(t_max, knots, x.dtype, x.device)
         per_chunk = _chunk_size(x.shape[0], outer + 2 * inner, chunk_entries)
-        chunks = x.split(per_chunk, dim=1)  # (N, Mc) views
+        chunks = x.T.contiguous().split(per_chunk)  # (Mc, N) contiguous
         with _full_precision_matmul(x.device):
             tables = [_trig_table(chunk, constants) for chunk in chunks] if len(chunks) == 1 else None
             sums = (
@@ -327,7 +341,7 @@ class _MaterialisedEppsPulley(torch.autograd.Function):
         else:
             error = torch.add(constants["negative_target"], sums, alpha=1.0 / n)
         statistic = torch.mv(error.square().flatten(1), constants["weights"]).mul_(n)  # (M,)
-        ctx.save_for_backward(x, error, *(tables or ()))
+        ctx.save_for_backward(x, error, *(tables or ()))  # x: recomputing the chunks
         ctx.per_chunk, ctx.outer, ctx.constants = per_chunk, outer, constants
         return statistic
 
@@ -343,7 +357,7 @@ class _MaterialisedEppsPulley(torch.autograd.Function):
         with _full_precision_matmul(x.device):
             if table:
                 return _gradient_of_chunk(table[0], coefficients, ctx.outer), None, None, None
-            per_chunk = zip(x.split(ctx.per_chunk, dim=1), coefficients.split(ctx.per_chunk))
+            per_chunk = zip(x.T.contiguous().split(ctx.per_chunk), coefficients.split(ctx.per_chunk))
             grad = torch.cat(
                 [_gradient_of_chunk(_trig_table(c, ctx.constants), h, ctx.outer) for c, h in per_chunk], dim=1
             )
