@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import copy_workflow, write_tiny_dataset
+from conftest import copy_workflow, tiny_train_config, write_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 FAULT_SITE = Path(__file__).resolve().parent / "fault_site"
@@ -27,12 +27,12 @@ configfile: "retries.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/pretrain.smk"
 """
-SETTINGS = dict(
-    projector="32-16", small_stem="none", n_global=2, n_local=2, global_size=16, local_size=8,
-    global_scale=[0.3, 1.0], local_scale=[0.05, 0.3], batch_size=16, epochs=2, warmup_epochs=0.5,
-    max_steps_per_epoch=3, lr=1e-3, weight_decay=0.05, lam=0.05, num_slices=16, t_max=3.0, knots=17,
-    centers="global", seed=0, eval_split=None, device="cpu", workers=0, progress=False, checkpoint_every_steps=1,
-)  # fmt: skip
+# conftest's tiny run, 3 steps per epoch, checkpointed after every step; the workflow sets the rest.
+SETTINGS = {
+    key: value
+    for key, value in tiny_train_config(max_steps_per_epoch=3, checkpoint_every_steps=1).items()
+    if key not in ("run", "dataset", "backbone", "data_dir", "out_dir", "threads")
+}
 TARGET = "runs/toy/final.pt"
 # Columns of metrics.csv that time the run (they differ between any two runs).
 TIMES = ["img_per_s", "wall_s"]
