@@ -37,6 +37,7 @@ configfile: "config/pretrain.yaml"
 configfile: "config/probe.yaml"
 configfile: "config/tables.yaml"
 configfile: "config/sweeps.yaml"
+configfile: "config/segmentation.yaml"
 
 
 # A misspelt key or an out-of-range value stops the run here, in a few lines naming
@@ -75,6 +76,8 @@ include: "workflow/rules/probe.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/monitor.smk"
 include: "workflow/rules/sweeps.smk"
+include: "workflow/rules/segmentation.smk"
+include: "workflow/rules/backbones.smk"
 
 
 # A bare `snakemake --cores all` builds the synthetic figures: minutes on a laptop, no

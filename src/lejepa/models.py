@@ -50,6 +50,8 @@ from lejepa.sigreg import global_count, global_sum
 SMALL_STEMS = ("none", "cifar", "stride1_maxpool")
 # timm modules whose models are VisionTransformer (dynamic image size, patch size, register tokens)
 TIMM_VIT_MODULES = ("timm.models.vision_transformer", "timm.models.deit")
+# timm modules whose models take one input resolution only, fixed by img_size (LeViT's attention biases)
+ONE_RESOLUTION_MODULES = ("timm.models.levit",)
 
 
 def projector_mlp(in_dim: int, spec: str) -> nn.Sequential:
@@ -88,13 +90,17 @@ def apply_small_stem(backbone: nn.Module, small_stem: str) -> None:
         backbone.maxpool = nn.Identity()
 
 
+def timm_module(backbone: str) -> str | None:
+    """The timm module that defines `backbone` (None for a name timm does not know)."""
+    try:
+        return timm.models.model_entrypoint(backbone).__module__
+    except (RuntimeError, KeyError):  # unknown name: timm.create_model says so
+        return None
+
+
 def is_timm_vit(backbone: str) -> bool:
     """Whether timm builds `backbone` as a VisionTransformer (ViT, DeiT; not Swin, LeViT, ...)."""
-    try:
-        entrypoint = timm.models.model_entrypoint(backbone)
-    except (RuntimeError, KeyError):  # unknown name: timm.create_model says so
-        return False
-    return entrypoint.__module__ in TIMM_VIT_MODULES
+    return timm_module(backbone) in TIMM_VIT_MODULES
 
 
 def create_backbone(
@@ -119,6 +125,8 @@ def create_backbone(
         raise ValueError(
             f"patch_size and num_registers need a timm VisionTransformer (vit_*, deit_*), got {backbone!r}"
         )
+    elif img_size and timm_module(backbone) in ONE_RESOLUTION_MODULES:
+        kwargs["img_size"] = img_size  # LeViT: every view must then be of this size (local_size = global_size)
     try:
         return timm.create_model(backbone, pretrained=pretrained, num_classes=0, **kwargs)
     except RuntimeError as error:  # timm's "Unknown model" is a RuntimeError

@@ -10,6 +10,9 @@
 # dataset cannot be had is never planned: the table says why, and the DAG still finishes.
 
 
+include: "backbones_common.smk"
+
+
 rule real_table:
     input:
         unpack(table_inputs),
@@ -91,7 +94,9 @@ rule no_such_figure:
     log:
         "logs/no_such_target/figures/{name}.{ext}.log",
     wildcard_constraints:
-        name=any_name_but(SYNTHETIC_FIGURES + ["fig12"] + SWEEP_OUTPUT_NAMES),
+        name=any_name_but(
+            SYNTHETIC_FIGURES + ["fig12"] + SWEEP_OUTPUT_NAMES + BACKBONE_FIGURES
+        ),
         ext=r"pdf|png",
     conda:
         "../envs/tables.yaml"
