@@ -66,7 +66,7 @@ def draw_fig14(images, results, *, title: str):
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(title)
+    fig.suptitle(title, y=1.04)
     return fig
 
 
@@ -87,7 +87,7 @@ def draw_fig13(frames_display, results, *, title: str):
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(title)
+    fig.suptitle(title, y=1.04)
     return fig
 
 
@@ -102,7 +102,7 @@ def draw_fig1_bottom_left(image, result, *, title: str):
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(title)
+    fig.suptitle(title, y=1.04)
     return fig
 
 
