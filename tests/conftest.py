@@ -142,11 +142,12 @@ def workflow_copy(tmp_path: Path) -> Path:
 
 
 # The tiny scale of config/pretrain.yaml and config/probe.yaml cut further for the tests that
-# build a whole table through Snakemake (a --configfile laid over the shipped config): one step
-# per epoch (the epochs stay), one few-shot subset, two L2 strengths for the linear probe's
-# search. The DAG, its jobs and the tables' columns are those of the tiny scale.
+# build a whole table through Snakemake (a --configfile laid over the shipped config): 16-px
+# global and 8-px local views (features are extracted at 16 px: a quarter of the network's
+# compute at 32 px), one step per epoch (the epochs stay), one few-shot subset, two L2 strengths for the
+# linear probe's search. The DAG, its jobs and the tables' columns are those of the tiny scale.
 FASTER_TINY_SCALE = {
-    "pretrain": {"scales": {"tiny": {"settings": {"max_steps_per_epoch": 1}}}},
+    "pretrain": {"scales": {"tiny": {"settings": {"global_size": 16, "local_size": 8, "max_steps_per_epoch": 1}}}},
     "probe": {
         "few_shot": {"seeds": [0]},
         "scales": {"tiny": {"linear": {"folds": 2, "max_iter": 50, "l2_grid": [1e-2, 1e-4]}}},
