@@ -48,3 +48,4 @@ def test_rebuild_cost_sums_the_files_found_under_any_root_and_counts_the_rest(tm
     assert cost["unmeasured"] == ["benchmarks/pretrain/b.tsv"]
     assert cost["wall_h"] == pytest.approx((3600 + 200) / 3600)
     assert cost["cpu_h"] == pytest.approx((5400 + 200) / 3600)
+

@@ -457,3 +457,19 @@ def test_probe_rules_end_to_end(tmp_path):
     assert tuned["status"] == "ok" and tuned["run_kind"] == "random_init" and len(tuned["accuracies"]) == 2
     frontier = results["results/dinov2_vits14/linear/toy.json"]
     assert frontier["status"].startswith("weights unreachable") and frontier["accuracy"] is None
+
+
+def test_readme_probe_speed_matches_the_committed_bench_row():
+    """README's probe-speed sentence, recomputed from the last row of bench/results/probe.jsonl."""
+    import json
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    row = json.loads((repo / "bench" / "results" / "probe.jsonl").read_text().splitlines()[-1])
+    readme = " ".join((repo / "README.md").read_text().split())
+    expected = (
+        f"ours {row['median_s']['ours']:.1f} s, scikit-learn {row['median_s']['sklearn']:.1f} s "
+        f"(ratio {row['ratio_vs_sklearn']:.2f}; CPU time {row['cpu_ratio_vs_sklearn']:.2f}), "
+        f"top-1 {row['accuracy']['ours']:.2f} % against {row['accuracy']['sklearn']:.2f} %"
+    )
+    assert expected in readme
