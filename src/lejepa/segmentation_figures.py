@@ -52,6 +52,17 @@ def encoders(checkpoint, *, seed: int) -> tuple[dict, dict]:
     return {"lejepa": encoder.backbone, "random_init": random_init_encoder(run_config, seed=seed).backbone}, run_config
 
 
+def _finish_grid(fig, axes, row_labels, title: str):
+    """Label each row of an image grid, drop the ticks, title it."""
+    for row, label in enumerate(row_labels):
+        axes[row, 0].set_ylabel(label)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, y=1.04)
+    return fig
+
+
 def draw_fig14(images, results, *, title: str):
     """Columns: images; rows: the image, then each model's PCA of its last-layer patch features."""
     use_paper_style()
@@ -61,13 +72,7 @@ def draw_fig14(images, results, *, title: str):
         axes[0, column].imshow(to_display(image))
         for row, model in enumerate(MODELS, start=1):
             axes[row, column].imshow(results[model][column]["rgb"].numpy(), interpolation="nearest")
-    for row, label in enumerate(["image", *(f"{MODEL_LABELS[m]}\nPCA 1-3 as RGB" for m in MODELS)]):
-        axes[row, 0].set_ylabel(label)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(title, y=1.04)
-    return fig
+    return _finish_grid(fig, axes, ["image", *(f"{MODEL_LABELS[m]}\nPCA 1-3 as RGB" for m in MODELS)], title)
 
 
 def draw_fig13(frames_display, results, *, title: str):
@@ -82,13 +87,7 @@ def draw_fig13(frames_display, results, *, title: str):
         for row, model in enumerate(MODELS, start=1):
             mask = upsample(results[model][column]["mask"], size)[..., None]
             axes[row, column].imshow(image * (0.2 + 0.8 * mask))
-    for row, label in enumerate(["augmented frame", *(f"{MODEL_LABELS[m]}\n[CLS] mask" for m in MODELS)]):
-        axes[row, 0].set_ylabel(label)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(title, y=1.04)
-    return fig
+    return _finish_grid(fig, axes, ["augmented frame", *(f"{MODEL_LABELS[m]}\n[CLS] mask" for m in MODELS)], title)
 
 
 def draw_fig1_bottom_left(image, result, *, title: str):
