@@ -457,9 +457,14 @@ def paper_grid(sweep: dict, part: str = "") -> dict:
 
 
 TABLE7_COLUMNS = ["lam", "views", "accuracy", "std", "seeds", "runs", "paper", "gap", "status", "scale",
-                  "probe", "dataset", "dataset_label", "backbone", "pretrain_dataset", "epochs", "resolution",
+                  "probe", "dataset", "dataset_label", "backbone", "pretrain_dataset", "epochs", "steps",
+                  "batch_size", "resolution",
                   "views_as", "n_global", "n_local", "pretrain_wall_s", "pretrain_device", "pretrain_commit",
                   "commit"]  # fmt: skip
+
+
+RUN_INFO_KEYS = ("backbone", "pretrain_dataset", "epochs", "steps", "batch_size", "resolution", "pretrain_device",
+                 "pretrain_commit")  # fmt: skip
 
 
 def _lookup(mapping: dict, lam: float, views: int):
@@ -492,8 +497,7 @@ def sweep_table_frame(sweep: dict, cells: list[dict], *, scale: str, read_result
                 row["std"] = float(np.std(accuracies, ddof=1)) if len(accuracies) > 1 else 0.0
                 row["seeds"] = len(accuracies)
             info = run_info(cell["runs"][0])
-            row.update({key: info.get(key) for key in ("backbone", "pretrain_dataset", "epochs", "resolution",
-                                                       "pretrain_device", "pretrain_commit")})  # fmt: skip
+            row.update({key: info.get(key) for key in RUN_INFO_KEYS})
             row["pretrain_wall_s"] = sum(run_info(run).get("pretrain_wall_s") or 0.0 for run in cell["runs"])
         rows.append(row)
     planned = {(row["lam"], row["views"]) for row in rows}
@@ -566,6 +570,14 @@ def _cell_text(row) -> str:
     return ours + paper
 
 
+def _budget_text(run) -> str:
+    """"1 epoch (120 steps of 256 images)": the epochs a run's metrics list, and its steps where known."""
+    text = f"{int(run.epochs)} epoch{'s' if int(run.epochs) != 1 else ''}"
+    if not pd.isna(run.steps) and not pd.isna(run.batch_size):
+        text += f" ({int(run.steps)} steps of {int(run.batch_size)} images)"
+    return text
+
+
 def sweep_table_markdown(frame: pd.DataFrame, sweep: dict) -> str:
     """tables/table7.md: the grid (ours, the paper's in parentheses), the checks, the runs."""
     first = frame.iloc[0]
@@ -578,7 +590,7 @@ def sweep_table_markdown(frame: pd.DataFrame, sweep: dict) -> str:
                       else "2 global views and V - 2 local views")  # fmt: skip
         lines += [
             f"Scale **{first['scale']}**, built at commit {first['commit']}. Ours: {run.backbone} pretrained "
-            f"{int(run.epochs)} epochs on {run.pretrain_dataset} at {int(run.resolution)} px, {views_text}; "
+            f"{_budget_text(run)} on {run.pretrain_dataset} at {int(run.resolution)} px, {views_text}; "
             f"probe `{run.probe}` on {run.dataset_label}. The paper: resnet50, ImageNet-100, 400 epochs. "
             f"Cells: ours (mean ± std over seeds where there are several), the paper's number in parentheses.",
             "",

@@ -588,6 +588,8 @@ def read_run_info(run: str, encoder: dict, *, runs_dir="runs") -> dict:
         "backbone": config["backbone"],
         "pretrain_dataset": config["dataset"],
         "epochs": int(metrics.epoch.max()) if len(metrics) else 0,
+        "steps": int(metrics.step.iloc[-1]) if len(metrics) and "step" in metrics else None,
+        "batch_size": config.get("batch_size"),
         "resolution": config["global_size"],
         "pretrain_wall_s": float(metrics.wall_s.iloc[-1]) if len(metrics) else None,
         "pretrain_commit": commit,
