@@ -178,3 +178,19 @@ def output_of(result: subprocess.CompletedProcess) -> str:
 def write_yaml(data: dict, path: Path) -> Path:
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def crash_at_step(train, config: dict, *, step: int, monkeypatch) -> None:
+    """Run lejepa.train ``config`` until it crashes at ``step`` (train_step raises there), and
+    restore train_step: calling train.main(config) again is a rerun after a crash."""
+    real_step = train.train_step
+
+    def crash_at(*args, state, **kwargs):
+        if state.step == step:
+            raise RuntimeError("simulated crash")
+        return real_step(*args, state=state, **kwargs)
+
+    monkeypatch.setattr(train, "train_step", crash_at)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train.main(config)
+    monkeypatch.setattr(train, "train_step", real_step)

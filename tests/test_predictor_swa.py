@@ -7,6 +7,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from conftest import crash_at_step
 
 from lejepa import LeJEPALoss, SIGReg, train
 from lejepa.models import Encoder, encoder_from_config
@@ -121,18 +122,8 @@ def test_swa_saves_the_running_average_of_the_online_weights(tiny_dataset, tmp_p
 def test_swa_resumes_with_its_average(tiny_dataset, tmp_path, monkeypatch, one_torch_thread):
     config = run_config(tiny_dataset, tmp_path / "run", swa_decay=0.5, predictor="24", checkpoint_every_steps=1)
     whole = load(train.main(config))
-    real_step = train.train_step
-
-    def crash_at_last_step(*args, state, **kwargs):
-        if state.step == 3:
-            raise RuntimeError("simulated crash")
-        return real_step(*args, state=state, **kwargs)
-
     resumed = config | {"out_dir": str(tmp_path / "resumed")}
-    monkeypatch.setattr(train, "train_step", crash_at_last_step)
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        train.main(resumed)
-    monkeypatch.setattr(train, "train_step", real_step)
+    crash_at_step(train, resumed, step=3, monkeypatch=monkeypatch)
     again = load(train.main(resumed))
     for key in ("encoder", "online_encoder"):
         for name, value in whole[key].items():

@@ -4,6 +4,7 @@ attention against timm's own attention matrix, and a ViT trained and resumed by 
 
 import pytest
 import torch
+from conftest import crash_at_step
 
 from lejepa import train
 from lejepa.families import centers_for
@@ -130,18 +131,8 @@ def test_a_vit_trains_through_lejepa_train_and_resumes(tiny_dataset, tmp_path, m
     assert encoder.backbone.num_prefix_tokens == 2
 
     # resume: stop the run before its last step (a crash), rerun: it resumes and ends with the same weights
-    real_step = train.train_step
-
-    def crash_at_last_step(*args, state, **kwargs):
-        if state.step == 3:
-            raise RuntimeError("simulated crash")
-        return real_step(*args, state=state, **kwargs)
-
     resumed = config | {"out_dir": str(tmp_path / "resumed")}
-    monkeypatch.setattr(train, "train_step", crash_at_last_step)
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        train.main(resumed)
-    monkeypatch.setattr(train, "train_step", real_step)
+    crash_at_step(train, resumed, step=3, monkeypatch=monkeypatch)
     assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["step"] == 3
     again = torch.load(train.main(resumed), map_location="cpu", weights_only=False)
     for key, value in saved["encoder"].items():
