@@ -23,6 +23,9 @@ from lejepa.tables import git_commit
 TARGETS = {
     "tables 2, 3, 5 and figure 12": ["real_tables"],
     "table 7, figures 8, 1 (top), 10, 11, 19, 21": ["sweeps"],
+    "table 1": ["tables/table1.csv"],
+    "table 4, figure 9": ["tables/table4.csv", "figures/fig9.pdf"],
+    "figures 13, 14, 1 (bottom left)": ["figures/fig14.pdf"],
 }
 
 

@@ -11,6 +11,7 @@ from lejepa.sweeps import (
     PAPER_FIG1_SPEARMAN,
     PAPER_FIG11_SPEARMAN,
     alpha_curve,
+    budget_text,
     fig1_numbers,
     format_value,
     pool_runs,
@@ -50,7 +51,7 @@ def draw_fig8(frame: pd.DataFrame):
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), gridspec_kw={"width_ratios": [1, 1.6]})
     if len(ours):
         first = ours.iloc[0]
-        title = (f"ours ({scale} scale): {first.backbone}, {first.pretrain_dataset}, {int(first.epochs)} epochs, "
+        title = (f"ours ({scale} scale): {first.backbone}, {first.pretrain_dataset},\n{budget_text(first)}, "
                  f"probe on {first.dataset}")  # fmt: skip
         low, high = ours.accuracy.min(), ours.accuracy.max()
         fig.colorbar(_heat_map(axes[0], ours, "accuracy", title, vmin=low, vmax=max(high, low + 1e-6)), ax=axes[0])

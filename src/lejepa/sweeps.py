@@ -570,11 +570,12 @@ def _cell_text(row) -> str:
     return ours + paper
 
 
-def _budget_text(run) -> str:
+def budget_text(run) -> str:
     """"1 epoch (120 steps of 256 images)": the epochs a run's metrics list, and its steps where known."""
     text = f"{int(run.epochs)} epoch{'s' if int(run.epochs) != 1 else ''}"
-    if not pd.isna(run.steps) and not pd.isna(run.batch_size):
-        text += f" ({int(run.steps)} steps of {int(run.batch_size)} images)"
+    steps, batch_size = getattr(run, "steps", None), getattr(run, "batch_size", None)
+    if not pd.isna(steps) and not pd.isna(batch_size):
+        text += f" ({int(steps)} steps of {int(batch_size)} images)"
     return text
 
 
@@ -590,7 +591,7 @@ def sweep_table_markdown(frame: pd.DataFrame, sweep: dict) -> str:
                       else "2 global views and V - 2 local views")  # fmt: skip
         lines += [
             f"Scale **{first['scale']}**, built at commit {first['commit']}. Ours: {run.backbone} pretrained "
-            f"{_budget_text(run)} on {run.pretrain_dataset} at {int(run.resolution)} px, {views_text}; "
+            f"{budget_text(run)} on {run.pretrain_dataset} at {int(run.resolution)} px, {views_text}; "
             f"probe `{run.probe}` on {run.dataset_label}. The paper: resnet50, ImageNet-100, 400 epochs. "
             f"Cells: ours (mean ± std over seeds where there are several), the paper's number in parentheses.",
             "",
