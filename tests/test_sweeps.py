@@ -540,3 +540,13 @@ def test_paper_scale_plans_the_papers_36_run_grid(workflow_copy):
     expected = {run for cell in sweeps.sweep_cells(TABLE1, "paper") for run in cell["runs"]}
     assert pretrain == expected and len(pretrain) == 61  # table 1's 63 cells in 59 runs, 2 more seeds
     assert "rule ablation_table" in output
+
+
+def test_figure_1_longest_run_has_a_curve(pool):
+    """A one-epoch run with more steps than any other is a single point, not a curve: the
+    top-right panel takes the run with the most steps among those with 3 epochs or more."""
+    frame, _ = pool
+    single = frame[frame.run == frame.run.iloc[0]].head(1).assign(run="one_epoch", epoch=1, final_step=10**6)
+    widened = pd.concat([frame, single], ignore_index=True)
+    assert sweeps.longest_run(widened) == sweeps.longest_run(frame) != "one_epoch"
+    assert sweeps.longest_run(single) == "one_epoch"  # no run has a curve: the most steps

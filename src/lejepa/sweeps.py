@@ -913,10 +913,14 @@ def epoch_series_run(pool: pd.DataFrame) -> str | None:
 
 
 def longest_run(pool: pd.DataFrame) -> str | None:
-    """Figure 1 top-right's run: the most optimisation steps, ties broken by name."""
+    """Figure 1 top-right's run: the most optimisation steps among the runs with a curve (at least
+    3 logged epochs; all runs if none has), ties broken by name."""
     if pool.empty:
         return None
     runs = pool_runs(pool)
+    epochs = pool.groupby("run").size()
+    with_curve = runs[runs.run.map(epochs) >= 3]
+    runs = with_curve if len(with_curve) else runs
     return sorted(zip(runs.final_step, runs.run), key=lambda item: (-item[0], item[1]))[0][1]
 
 
