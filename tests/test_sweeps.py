@@ -550,3 +550,42 @@ def test_figure_1_longest_run_has_a_curve(pool):
     widened = pd.concat([frame, single], ignore_index=True)
     assert sweeps.longest_run(widened) == sweeps.longest_run(frame) != "one_epoch"
     assert sweeps.longest_run(single) == "one_epoch"  # no run has a curve: the most steps
+
+
+# ---------------------------------------------------------------- the committed small-scale sweep
+
+
+def test_readme_sweep_prose_matches_the_committed_table7_and_pool():
+    """The README's sentences on table 7 and on figures 1 and 11, recomputed from
+    tables/table7.csv and figures/data/fig{1,11}.csv."""
+    readme = " ".join((REPO / "README.md").read_text().split())
+    table = pd.read_csv(REPO / "tables" / "table7.csv")
+    assert (table.scale == "small").all()
+    for line in sweeps.sweep_checks(table):
+        assert f"- {line}" in (REPO / "tables" / "table7.md").read_text() and line in readme, line
+    ok = table.dropna(subset=["accuracy"])
+    assert f"{len(ok.runs.str.split().explode())} runs of {int(ok.steps.iloc[0])} steps" in readme
+    assert f"{round(ok.pretrain_wall_s.sum() / 60)} min of pretraining" in readme
+
+    grid = ok.pivot_table(index="views", columns="lam", values="accuracy")
+    paper = table.dropna(subset=["paper"]).groupby("views").paper
+    ratios = (grid.max(axis=1) - grid.min(axis=1)) / (paper.max() - paper.min())
+    assert f"spreads {ratios.min():.1f}-{ratios.max():.1f} times" in readme
+    near = grid.loc[:, [0.005, 0.01, 0.02]]
+    assert f"at most {(near.max(axis=1) - near.min(axis=1)).max():.2f} points" in readme
+    ordered = [lam for lam in grid.columns if (grid.loc[8, lam] > grid.loc[4, lam] > grid.loc[2, lam])]
+    assert ordered == [lam for lam in grid.columns if lam <= 0.15]
+    assert "at every λ ≤ 0.15" in readme
+
+    fig1 = pd.read_csv(REPO / "figures" / "data" / "fig1.csv")
+    left = fig1[fig1.panel == "top_left"]
+    assert f"over the {len(left)} epochs of {left.run.iloc[0]}" in readme
+    assert f"is {left.spearman.iloc[0]:.2f} % (paper: 94.52 %)" in readme
+    fig11 = pd.read_csv(REPO / "figures" / "data" / "fig11.csv")
+    group = fig11[fig11.group == "resnet18, cifar10"].set_index("alpha")
+    assert f"over the {group.runs.iloc[0]} resnet18 CIFAR-10 runs" in readme
+    assert (f"is {group.spearman.loc[0.0]:.1f} % at α = 0 and {group.spearman.loc[0.4]:.1f} % at α = 0.4, "
+            f"its highest at α = {group.spearman.idxmax():g}") in readme  # fmt: skip
+    everything = fig11[fig11.group == "all runs"].set_index("alpha")
+    assert f"Over all {everything.runs.iloc[0]} runs" in readme
+    assert f"{everything.spearman.loc[0.0]:.1f} % at α = 0." in readme
