@@ -21,7 +21,8 @@ from lejepa.io import write_csv, write_text
 from lejepa.tables import git_commit
 
 TARGETS = {
-    "tables 2, 3, 5 and figure 12": ["real_tables"],
+    "tables 2, 3, 5 and figure 12": ["tables/table2.csv", "tables/table3.csv", "tables/table5.csv",
+                                     "figures/fig12.pdf"],
     "table 7, figures 8, 1 (top), 10, 11, 19, 21": ["sweeps"],
     "table 1": ["tables/table1.csv"],
     "table 4, figure 9": ["tables/table4.csv", "figures/fig9.pdf"],
