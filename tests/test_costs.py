@@ -49,3 +49,19 @@ def test_rebuild_cost_sums_the_files_found_under_any_root_and_counts_the_rest(tm
     assert cost["wall_h"] == pytest.approx((3600 + 200) / 3600)
     assert cost["cpu_h"] == pytest.approx((5400 + 200) / 3600)
 
+
+
+def test_readme_rebuild_cost_table_is_the_committed_bench_output():
+    """README's rebuild-cost rows are bench/results/rebuild_cost.md's, whose numbers are the CSV's."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    repo = Path(__file__).resolve().parents[1]
+    frame = pd.read_csv(repo / "bench" / "results" / "rebuild_cost.csv")
+    markdown = (repo / "bench" / "results" / "rebuild_cost.md").read_text()
+    readme = (repo / "README.md").read_text()
+    for row in frame.itertuples(index=False):
+        line = (f"| {row.target} | {row.jobs} | {row.timed_jobs} | {row.unmeasured_jobs} "
+                f"| {row.wall_h:.2f} | {row.cpu_h:.2f} |")  # fmt: skip
+        assert line in markdown and line in readme, line
