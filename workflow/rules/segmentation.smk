@@ -31,7 +31,7 @@ rule segmentation_figures:
     log:
         "logs/figures/segmentation.log",
     conda:
-        "../envs/train.yaml"
+        "../envs/tables.yaml"  # torch, timm and matplotlib
     threads: config["resources"]["probe"]["threads"]
     resources:
         mem_mb=config["resources"]["probe"]["mem_mb"],

@@ -15,7 +15,9 @@ ABLATION_SWEEPS = [name for name in SWEEPS if "parts" in config["sweeps"][name]]
 GRID_SWEEPS = [name for name in SWEEPS if name not in ABLATION_SWEEPS]
 # The sweeps whose runs are the loss pool's inputs (the pool trains them); another sweep's runs
 # join the pool when their results are on disk, like any other run.
-POOL_SWEEPS = [name for name in SWEEPS if config["sweeps"][name].get("pool_inputs", True)]
+POOL_SWEEPS = [
+    name for name in SWEEPS if config["sweeps"][name].get("pool_inputs", True)
+]
 POOL_FIGURES = ["fig1", "fig10", "fig11", "fig19", "fig21"]
 SWEEP_FIGURES = {"fig8": "table7"}  # figure -> the sweep table it draws
 
