@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import FASTER_TINY_SCALE
 
 pytestmark = pytest.mark.slurm
 
@@ -111,10 +112,14 @@ def test_table2_tiny_through_slurm(slurm_cluster, workflow_copy, require_shared)
         "pretrain": {"scales": {"tiny": {"resources": small_job}}},
     }
     (copy / "slurm_tiny.yaml").write_text(yaml.safe_dump(settings))
+    (copy / "faster.yaml").write_text(yaml.safe_dump(FASTER_TINY_SCALE))
 
+    # The plugin polls squeue 1 s after a submission or a finished job (the profile: 6 s), so that
+    # the next job of the DAG is submitted as soon as its inputs are there.
     result = subprocess.run(
         ["timeout", "-k", "10", "1500", sys.executable, "-m", "snakemake", "tables/table2.csv", "--profile", "slurm",
-         "--slurm-keep-successful-logs", "--config", "scale=tiny", "--configfile", "slurm_tiny.yaml"],
+         "--slurm-keep-successful-logs", "--slurm-init-seconds-before-status-checks", "1", "--config", "scale=tiny",
+         "--configfile", "slurm_tiny.yaml", "faster.yaml"],
         cwd=copy,
         capture_output=True,
         text=True,
