@@ -172,3 +172,30 @@ def test_tiny_table4_figure9_and_segmentation_figures_end_to_end(mirrored_workfl
     assert fig13.kept_fraction.between(0, 1).all()
     for name in ("fig14", "fig13", "fig1_bottom_left"):
         assert (copy / "figures" / f"{name}.pdf").stat().st_size > 5_000
+
+
+# ---------------------------------------------------------------- the committed small-scale figures 13 and 14
+
+
+def segmentation_numbers() -> dict:
+    """What the README says of figures 13 and 14, from figures/data/fig1{3,4}.csv."""
+    fig14 = pd.read_csv(REPO / "figures" / "data" / "fig14.csv")
+    fig13 = pd.read_csv(REPO / "figures" / "data" / "fig13.csv")
+    explained = fig14.assign(top3=fig14[["explained_1", "explained_2", "explained_3"]].sum(axis=1))
+    later = fig13[fig13.frame > 0]
+    numbers = {"images": fig14.image_index.nunique(), "frames": fig13.frame.nunique()}
+    for model in ("lejepa", "random_init"):
+        numbers[f"{model} top3"] = f"{100 * explained[explained.model == model].top3.mean():.0f} %"
+        numbers[f"{model} kept"] = f"{100 * fig13[fig13.model == model].kept_fraction.mean():.0f} %"
+        numbers[f"{model} iou"] = f"{later[later.model == model].iou_with_frame_0.mean():.2f}"
+    return numbers
+
+
+def test_readme_segmentation_numbers_match_the_committed_figure_data():
+    readme = " ".join((REPO / "README.md").read_text().split())
+    n = segmentation_numbers()
+    assert (f"explain {n['lejepa top3']} of the variance of the pretrained ViT's patch features and "
+            f"{n['random_init top3']} of the random-init twin's (mean over {n['images']} images)") in readme
+    assert (f"keeps {n['lejepa kept']} of the patches (random init: {n['random_init kept']}); over "
+            f"{n['frames'] - 1} more augmented frames its IoU with frame 0 averages {n['lejepa iou']} "
+            f"(random init: {n['random_init iou']})") in readme  # fmt: skip
