@@ -31,6 +31,7 @@ from lejepa.data import (
     DatasetError,
     EncodedImages,
     SourceUnavailable,
+    dataset_label,
     prepare,
     prepare_settings,
     verify,
@@ -209,9 +210,10 @@ def test_registry_has_every_dataset_with_consistent_splits():
         assert set(spec.sizes) <= set(spec.splits)
         assert spec.download is not None or spec.mirror is not None, name
         if spec.stand_in_for:
-            assert spec.label == f"{name} (stand-in for {spec.stand_in_for})"
+            assert spec.label == dataset_label(name) == f"{name} (stand-in for {spec.stand_in_for})"
         else:
-            assert spec.label == name
+            assert spec.label == dataset_label(name) == name
+    assert dataset_label("not_a_registered_dataset") == "not_a_registered_dataset"
     assert {name for name, spec in DATASETS.items() if spec.stand_in_for} == {
         "tinyimagenet100",
         "tinyimagenet10",

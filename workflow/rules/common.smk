@@ -6,7 +6,13 @@ import os
 import re
 import sys
 
-from lejepa.data import DATASETS, host_unreachable, prepare_settings, unavailable_reason
+from lejepa.data import (
+    DATASETS,
+    dataset_label,
+    host_unreachable,
+    prepare_settings,
+    unavailable_reason,
+)
 from lejepa.probe_spec import PROBE_PATTERN, parse_probe_name
 from lejepa.tables import table_cells
 from lejepa.train_config import resolve_run
@@ -259,10 +265,6 @@ def real_table_targets():
     ]
 
 
-# The paper's targets that no rule builds yet, and where the README says what is owed
-# (none now: every target has a rule; the README says which outputs are owed).
-NOT_BUILT_YET = {}
-
 # tables/ and figures/ names built by workflow/rules/sweeps.smk (the catch-all rules leave them be).
 SWEEP_OUTPUT_NAMES = [
     "table1",
@@ -283,12 +285,7 @@ def any_name_but(names):
 
 
 def no_such_target(path, name):
-    """Stop with one line: a paper target not built yet, or a misspelt one with the nearest real ones."""
-    if name in NOT_BUILT_YET:
-        sys.exit(
-            f"{path}: not built yet; it is owed by {NOT_BUILT_YET[name]} "
-            "(README.md, 'What the DAG builds today')."
-        )
+    """Stop with one line: a misspelt target, with the nearest real ones."""
     known = [
         str(target)
         for target in synthetic_targets() + real_table_targets()

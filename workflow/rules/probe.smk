@@ -89,9 +89,7 @@ rule probe:
     params:
         encoder=lambda wc: probe_encoder_spec(wc.run),
         settings=lambda wc: probe_settings(wc.probe, wc.dataset),
-        dataset_label=lambda wc: (
-            DATASETS[wc.dataset].label if wc.dataset in DATASETS else wc.dataset
-        ),
+        dataset_label=lambda wc: dataset_label(wc.dataset),
     script:
         "../scripts/probe.py"
 

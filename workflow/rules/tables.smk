@@ -68,8 +68,8 @@ rule real_tables:
         real_table_targets(),
 
 
-# Any other tables/ or figures/ target: one line, either "not built yet (owed by ...)" or
-# "not a target; nearest: ..." (never a MissingRuleException).
+# Any other tables/ or figures/ target: one line, "not a target; nearest: ..." (never a
+# MissingRuleException).
 rule no_such_table:
     input:
         lambda wc: no_such_target(f"tables/{wc.name}.{wc.ext}", wc.name),

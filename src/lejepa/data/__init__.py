@@ -11,7 +11,7 @@ images.py    `EncodedImages` (torch; the rest of the package loads without torch
 """
 
 from lejepa.data.format import SPLIT_NAMES, DatasetError, verify
-from lejepa.data.registry import DATASETS, DatasetSpec, get_spec, prepare_settings
+from lejepa.data.registry import DATASETS, DatasetSpec, dataset_label, get_spec, prepare_settings
 from lejepa.data.sources import SourceUnavailable, host_unreachable, prepare, unavailable_reason
 
 
@@ -30,6 +30,7 @@ __all__ = [
     "DatasetError",
     "DatasetSpec",
     "EncodedImages",
+    "dataset_label",
     "SourceUnavailable",
     "get_spec",
     "host_unreachable",

@@ -236,6 +236,12 @@ _SPECS = [
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}
 
 
+def dataset_label(name: str) -> str:
+    """The label a table prints for a dataset name: the registry's (stand-ins say what they stand
+    in for), or the name itself for a dataset the registry does not know."""
+    return DATASETS[name].label if name in DATASETS else name
+
+
 def get_spec(name: str) -> DatasetSpec:
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
