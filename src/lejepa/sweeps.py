@@ -75,7 +75,12 @@ def run_name(base: str, *, lam: float, views: int, seed: int = 0, extra: dict | 
     name = f"{base}__lam{format_value(lam)}__v{views}"
     for key in sorted(extra or {}, key=_tag_order):
         name += f"__{NAME_TAGS.get(key, key)}{format_value(extra[key])}"
-    return name if seed == 0 else f"{name}__s{seed}"
+    return with_seed(name, seed)
+
+
+def with_seed(cell: str, seed: int) -> str:
+    """A cell's run name for one seed: __s<seed> unless the seed is 0."""
+    return cell if seed == 0 else f"{cell}__s{seed}"
 
 
 def view_keys(views: int, views_as: str = "all_global") -> dict:
@@ -206,6 +211,12 @@ def cell_settings(values: dict, default: dict, views_as: str) -> tuple[dict, dic
     return keys, extra, full
 
 
+def cell_run(sweep: dict, scale: str, values: dict) -> tuple[str, dict, dict]:
+    """One cell of a scale -> (its name without seed, its training keys, its value on every axis)."""
+    keys, extra, full = cell_settings(values, scale_default(sweep, scale), views_mode(sweep, scale))
+    return run_name(sweep["scales"][scale]["base"], lam=keys["lam"], views=full["views"], extra=extra), keys, full
+
+
 def scale_default(sweep: dict, scale: str) -> dict:
     return dict(sweep["scales"][scale].get("default", {}))
 
@@ -220,7 +231,7 @@ def sweep_points(sweep: dict, scale: str) -> list[dict]:
     seeds. Each point: run, cell (the run's name without seed), values (every axis), keys
     (training keys), seed, grid (False for a noise seed only), parts (those whose grid has it)."""
     at_scale = sweep["scales"][scale]
-    default, views_as = scale_default(sweep, scale), views_mode(sweep, scale)
+    default = scale_default(sweep, scale)
     if "parts" in sweep:
         axes = {axis for part in scale_grids(sweep, scale) for axis in sweep_parts(sweep)[part]["axes"]}
         lacking = sorted(axis for axis in axes - {"n_global", "proj_width", "proj_dim"} if axis not in default)
@@ -230,9 +241,8 @@ def sweep_points(sweep: dict, scale: str) -> list[dict]:
     points = {}
 
     def add(values, seed, grid, part):
-        keys, extra, full = cell_settings(values, default, views_as)
-        cell = run_name(at_scale["base"], lam=keys["lam"], views=full["views"], extra=extra)
-        run = run_name(at_scale["base"], lam=keys["lam"], views=full["views"], extra=extra, seed=seed)
+        cell, keys, full = cell_run(sweep, scale, values)
+        run = with_seed(cell, seed)
         point = points.setdefault(run, {"run": run, "cell": cell, "values": full, "keys": keys, "seed": seed,
                                         "grid": grid, "parts": []})  # fmt: skip
         point["grid"] = point["grid"] or grid
@@ -259,17 +269,14 @@ def noise_cell(sweep: dict, scale: str) -> str | None:
     noise = sweep["scales"][scale].get("noise")
     if not noise:
         return None
-    values = {key: value for key, value in noise.items() if key != "seeds"}
-    keys, extra, full = cell_settings(values, scale_default(sweep, scale), views_mode(sweep, scale))
-    return run_name(sweep["scales"][scale]["base"], lam=keys["lam"], views=full["views"], extra=extra)
+    return cell_run(sweep, scale, {key: value for key, value in noise.items() if key != "seeds"})[0]
 
 
 def default_cell(sweep: dict, scale: str) -> str | None:
     """The name (without seed) of the default cell of a sweep with parts, or None."""
     if "parts" not in sweep:
         return None
-    keys, extra, full = cell_settings({}, scale_default(sweep, scale), views_mode(sweep, scale))
-    return run_name(sweep["scales"][scale]["base"], lam=keys["lam"], views=full["views"], extra=extra)
+    return cell_run(sweep, scale, {})[0]
 
 
 def sweep_runs(sweep: dict, scale: str, runs: dict) -> dict:
@@ -467,6 +474,31 @@ RUN_INFO_KEYS = ("backbone", "pretrain_dataset", "epochs", "steps", "batch_size"
                  "pretrain_commit")  # fmt: skip
 
 
+def _accuracies(cell: dict, read_result) -> tuple[list[float] | None, str]:
+    """(the accuracy of each of a cell's results, "ok"), or (None, the first result's status that
+    is not "ok")."""
+    results = [read_result(path) for path in cell["results"]]
+    bad = [result.get("status") for result in results if result.get("status", "ok") != "ok"]
+    if bad:
+        return None, bad[0]
+    return [float(result["accuracy"]) for result in results], "ok"
+
+
+def _seed_summary(accuracies: list[float]) -> dict:
+    """A cell's accuracy over its seeds: mean, std (ddof 1; 0 for one seed) and the seed count."""
+    return {"accuracy": float(np.mean(accuracies)),
+            "std": float(np.std(accuracies, ddof=1)) if len(accuracies) > 1 else 0.0,
+            "seeds": len(accuracies)}  # fmt: skip
+
+
+def _run_columns(runs: list[str], run_info) -> dict:
+    """What a table prints of a cell's runs: the first run's RUN_INFO_KEYS, and the pretraining
+    wall time of all of them."""
+    info = run_info(runs[0])
+    return {**{key: info.get(key) for key in RUN_INFO_KEYS},
+            "pretrain_wall_s": sum(run_info(run).get("pretrain_wall_s") or 0.0 for run in runs)}  # fmt: skip
+
+
 def _lookup(mapping: dict, lam: float, views: int):
     for (other_lam, other_views), value in mapping.items():
         if other_views == views and math.isclose(other_lam, lam, rel_tol=1e-9):
@@ -487,18 +519,10 @@ def sweep_table_frame(sweep: dict, cells: list[dict], *, scale: str, read_result
                "dataset_label": dataset_label(cell["dataset"]), "views_as": views_as,
                "runs": " ".join(cell["runs"]), "commit": commit, **view_keys(cell["views"], views_as)}  # fmt: skip
         if cell["status"] == "ok":
-            results = [read_result(path) for path in cell["results"]]
-            bad = [result.get("status") for result in results if result.get("status", "ok") != "ok"]
-            if bad:
-                row["status"] = bad[0]
-            else:
-                accuracies = [float(result["accuracy"]) for result in results]
-                row["accuracy"] = float(np.mean(accuracies))
-                row["std"] = float(np.std(accuracies, ddof=1)) if len(accuracies) > 1 else 0.0
-                row["seeds"] = len(accuracies)
-            info = run_info(cell["runs"][0])
-            row.update({key: info.get(key) for key in RUN_INFO_KEYS})
-            row["pretrain_wall_s"] = sum(run_info(run).get("pretrain_wall_s") or 0.0 for run in cell["runs"])
+            accuracies, row["status"] = _accuracies(cell, read_result)
+            if accuracies is not None:
+                row.update(_seed_summary(accuracies))
+            row.update(_run_columns(cell["runs"], run_info))
         rows.append(row)
     planned = {(row["lam"], row["views"]) for row in rows}
     for (lam, views), paper in paper_grid(sweep).items():
@@ -628,9 +652,9 @@ SETTING_COLUMNS = ["lam", "views", "n_global", "n_local", "t_max", "num_slices",
                    "proj_width", "proj_dim", "num_registers"]  # fmt: skip
 ABLATION_COLUMNS = ["part", "part_title", "reference", *SETTING_COLUMNS, "accuracy", "std", "seeds", "delta",
                     "threshold", "label", "paper", "status", "runs", "scale", "probe", "dataset", "dataset_label",
-                    "backbone", "pretrain_dataset", "epochs", "max_steps_per_epoch", "warmup_epochs", "resolution",
-                    "noise_std", "noise_seeds", "pretrain_wall_s", "pretrain_device", "pretrain_commit",
-                    "commit"]  # fmt: skip
+                    "backbone", "pretrain_dataset", "epochs", "steps", "max_steps_per_epoch", "warmup_epochs",
+                    "resolution", "noise_std", "noise_seeds", "pretrain_wall_s", "pretrain_device",
+                    "pretrain_commit", "commit"]  # fmt: skip
 
 
 def noise_label(delta: float, sigma: float, n: int, n_ref: int) -> tuple[float, str]:
@@ -640,14 +664,6 @@ def noise_label(delta: float, sigma: float, n: int, n_ref: int) -> tuple[float, 
         return float("nan"), "seed noise not measured"
     threshold = 2 * sigma * math.sqrt(1 / n + 1 / n_ref)
     return threshold, "beyond seed noise" if abs(delta) > threshold else "within seed noise"
-
-
-def _accuracies(cell: dict, read_result) -> tuple[list[float] | None, str]:
-    results = [read_result(path) for path in cell["results"]]
-    bad = [result.get("status") for result in results if result.get("status", "ok") != "ok"]
-    if bad:
-        return None, bad[0]
-    return [float(result["accuracy"]) for result in results], "ok"
 
 
 def ablation_frame(sweep: dict, cells: list[dict], *, scale: str, read_result, run_info, dataset_label,
@@ -686,9 +702,7 @@ def ablation_frame(sweep: dict, cells: list[dict], *, scale: str, read_result, r
                 accuracies, status = measured[cell["runs"][0]]
                 row["status"] = status
                 if accuracies:
-                    row["accuracy"] = float(np.mean(accuracies))
-                    row["std"] = float(np.std(accuracies, ddof=1)) if len(accuracies) > 1 else 0.0
-                    row["seeds"] = len(accuracies)
+                    row.update(_seed_summary(accuracies))
                     if cell["reference"]:
                         row["label"] = "reference"
                     elif ref_accuracies:
@@ -697,10 +711,7 @@ def ablation_frame(sweep: dict, cells: list[dict], *, scale: str, read_result, r
                                                                      len(ref_accuracies))  # fmt: skip
                     else:
                         row["label"] = "reference not run"
-                info = run_info(cell["runs"][0])
-                row.update({key: info.get(key) for key in ("backbone", "pretrain_dataset", "epochs", "resolution",
-                                                           "pretrain_device", "pretrain_commit")})  # fmt: skip
-                row["pretrain_wall_s"] = sum(run_info(run).get("pretrain_wall_s") or 0.0 for run in cell["runs"])
+                row.update(_run_columns(cell["runs"], run_info))
             rows.append(row)
         axes = spec["axes"]
         ran = {cell_key(cell, axes) for cell in ours}
