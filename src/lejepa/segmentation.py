@@ -88,8 +88,13 @@ def augmented_frames(image: torch.Tensor, *, n_frames: int, size: int, seed: int
     params = [sample_view(rng, size, size, spec)._replace(crop=(0, 0, size, size), flip=False) for _ in range(n_frames)]
     params[0] = params[0]._replace(jitter=False, gray=False, blur_sigma=0.0, solarize=False)
     frames = augment(whole.repeat(n_frames, 1, 1, 1), params, size=size, mean=IMAGENET_MEAN, std=IMAGENET_STD)
-    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return frames, (frames * std + mean).clamp(0, 1)
+    return frames, denormalise(frames)
+
+
+def denormalise(images: torch.Tensor) -> torch.Tensor:
+    """Images normalised with the ImageNet mean and std, (..., 3, H, W) -> the same in [0, 1]."""
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (images * std + mean).clamp(0, 1)
 
 
 @torch.no_grad()

@@ -18,7 +18,7 @@ from lejepa.features import random_init_encoder
 from lejepa.io import write_csv
 from lejepa.models import load_encoder
 from lejepa.plots import plt, save_figure, use_paper_style
-from lejepa.segmentation import augmented_frames, mask_iou, segment_images
+from lejepa.segmentation import augmented_frames, denormalise, mask_iou, segment_images
 from lejepa.views import eval_transform
 
 MODELS = ("lejepa", "random_init")
@@ -27,9 +27,7 @@ MODEL_LABELS = {"lejepa": "LeJEPA", "random_init": "random init"}
 
 def to_display(image: torch.Tensor) -> torch.Tensor:
     """Normalised (3, H, W) -> (H, W, 3) in [0, 1]."""
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
-    return (image * std + mean).clamp(0, 1).permute(1, 2, 0)
+    return denormalise(image).permute(1, 2, 0)
 
 
 def upsample(patch_map: torch.Tensor, size: int) -> torch.Tensor:

@@ -2,13 +2,11 @@
 # bottom left; backbones.smk: figure 9); included by tables.smk, whose catch-all rules must
 # leave these figures be.
 
-# figures/<name>.pdf built by workflow/rules/segmentation.smk and backbones.smk
-BACKBONE_FIGURES = ["fig9", "fig13", "fig14", "fig1_bottom_left"]
-
-
 # Figures 14, 13 and 1 (bottom left): workflow/rules/segmentation.smk
 
 SEGMENTATION_FIGURES = ["fig14", "fig13", "fig1_bottom_left"]
+# figures/<name>.pdf built by workflow/rules/segmentation.smk and backbones.smk
+BACKBONE_FIGURES = ["fig9", *SEGMENTATION_FIGURES]
 
 
 def segmentation_settings():
