@@ -2,11 +2,13 @@
 and the CPU global-batch BatchNorm against nn.BatchNorm on the whole batch."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+import yaml
 from torch import nn
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
@@ -249,6 +251,27 @@ def test_small_stems_final_map(stem, final_side):
         features, embedding = encoder(x)
     assert features.shape == (2, 512) and embedding.shape == (2, 16)
     assert encoder.feature_dim == 512 and encoder.embedding_dim == 16
+
+
+FIGURE9_RUNS = {  # one timm model per family (config/pretrain.yaml, tinyimagenet10_<model>)
+    name: run
+    for name, run in yaml.safe_load((Path(__file__).parents[1] / "config" / "pretrain.yaml").read_text())["pretrain"][
+        "runs"
+    ].items()
+    if name.startswith("tinyimagenet10_")
+}
+
+
+@pytest.mark.parametrize("name", sorted(FIGURE9_RUNS))
+def test_feature_dim_is_the_width_the_backbone_returns(name):
+    """The projector is built on feature_dim, so it must be what forward returns; MobileNetV3's
+    num_features (960) is not (it returns its 1280-wide pre-logits head)."""
+    run = FIGURE9_RUNS[name]
+    size = run["global_size"]
+    encoder = Encoder(run["backbone"], projector="16", img_size=size, patch_size=run.get("patch_size", 0)).eval()
+    with torch.no_grad():
+        features, embedding = encoder(torch.randn(2, 3, size, size))
+    assert features.shape == (2, encoder.feature_dim) and embedding.shape == (2, 16)
 
 
 def test_encoder_errors_name_the_value():

@@ -150,7 +150,9 @@ class Encoder(nn.Module):
             backbone, img_size=img_size, patch_size=patch_size, num_registers=num_registers, pretrained=pretrained
         )
         apply_small_stem(self.backbone, small_stem)
-        self.feature_dim = self.backbone.num_features
+        # what forward returns: timm's num_features is the last block's width, and models with a
+        # pre-logits head (MobileNetV3: 960 -> 1280) return head_hidden_size features instead
+        self.feature_dim = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
         self.projector = projector_mlp(self.feature_dim, projector)
         self.embedding_dim = self.projector[-1].out_features
         self.predictor = None
