@@ -282,7 +282,7 @@ def test_tiny_tables_3_and_5_and_figure_12_end_to_end(tiny_workflow):
 # ---------------------------------------------------------------- the committed small-scale tables
 
 
-@pytest.mark.parametrize("name", ["table2", "table3", "table5"])
+@pytest.mark.parametrize("name", ["table2", "table3", "table4", "table5"])
 def test_committed_tables_say_what_their_numbers_show(name):
     """Every sentence of 'What our run shows' in tables/<name>.md and in the README is
     recomputed here from the committed tables/<name>.csv."""
@@ -331,3 +331,26 @@ def test_readme_table5_prose_matches_the_committed_table():
     assert "is last or tied for last in all four of ours (on tinyimagenet10 it ties resnet18 at 34.8)" in readme
     leader = architectures.idxmax()
     assert list(leader[leader == "resnet34"].index) == ["cifar10", "food101", "inet10"]
+
+
+def test_readme_table4_prose_matches_the_committed_table():
+    """The README's prose on table 4: projector depth per backbone, the predictor's cost at 3
+    layers (ours and the paper's), the steps each run took and where it ran."""
+    frame = pd.read_csv(REPO / "tables" / "table4.csv")
+    cells = frame[frame.status == "ok"].set_index(["row", "column"])
+    readme = " ".join((REPO / "README.md").read_text().split())
+
+    def depth(backbone):
+        return " / ".join(f"{cells.accuracy[('plain', f'{backbone}_{layers}')]:.1f}" for layers in (1, 2, 3))
+
+    assert f"resnet18 {depth('resnet50')}, ViT-tiny/8 {depth('vitt8')}" in readme
+    ours = [cells.accuracy[("plain", c)] - cells.accuracy[("pred", c)] for c in ("resnet50_3", "vitt8_3")]
+    paper = [cells.paper[("pred", c)] - cells.paper[("plain", c)] for c in ("resnet50_3", "vitt8_3")]
+    assert (f"A predictor costs {ours[0]:.1f} points (resnet18) and {ours[1]:.1f} points (ViT-tiny/8) at 3 layers "
+            f"(the paper: {paper[0]:+.1f} and {paper[1]:+.1f})") in readme  # fmt: skip
+    runs = frame.dropna(subset=["pretrain_wall_s"]).drop_duplicates("run")
+    assert len(runs) == 12 and (runs.pretrain_device == "cuda: NVIDIA H200").all()
+    assert runs.pretrain_commit.nunique() == 1 and f"commit {runs.pretrain_commit.iloc[0]}" in readme
+    assert round(runs.pretrain_wall_s.median() / 60) == 4 and "about 4 min each" in readme
+    steps = {int(pd.read_csv(REPO / "docs" / "runs" / run / "metrics.csv").step.iloc[-1]) for run in runs.run}
+    assert steps == {348} and "in 348 steps" in readme

@@ -4,6 +4,7 @@ directions, determinism, gradients and validation; its two Epps-Pulley paths
 materialisation, including chunk boundaries and 2 gloo processes."""
 
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -365,3 +366,41 @@ def test_materialised_path_under_ddp_equals_one_process_on_the_whole_batch(tmp_p
             torch.testing.assert_close(value, expected_value, rtol=0, atol=1e-10)
             for gradient, expected in zip(gradients, expected_gradients):
                 torch.testing.assert_close(gradient, expected, rtol=0, atol=1e-10)
+
+
+def sigreg_timing_rows(path: str) -> list[dict]:
+    """The rows of one '## ours, path=...' table of a bench/sigreg.py output file."""
+    lines = iter(Path(path).read_text().splitlines())
+    for line in lines:
+        if line.startswith("## ours, path=auto"):
+            break
+    next(lines)  # the header
+    rows = []
+    for line in lines:
+        if not line.strip():
+            break
+        shape, timing, paper = (part.split() for part in line.split("|"))
+        rows.append({"n": int(shape[0]), "m": int(shape[1]), "knots": int(shape[2]), "ms": float(timing[0]), "launches": int(timing[4]),
+                     "paper_ms": None if paper[0] == "-" else float(paper[0])})  # fmt: skip
+    return rows
+
+
+def test_readme_gpu_timing_matches_the_committed_bench_output():
+    """README's sentence on the H200 timing, recomputed from bench/results/sigreg-cuda.txt."""
+    repo = Path(__file__).parents[1]
+    output = repo / "bench" / "results" / "sigreg-cuda.txt"
+    rows = [row for row in sigreg_timing_rows(output) if row["paper_ms"] is not None]
+    ratios = {(row["n"], row["m"], row["knots"]): row["ms"] / row["paper_ms"] for row in rows}
+    faster = sorted((n, ratio) for (n, m, knots), ratio in ratios.items() if ratio <= 1)
+    smallest = next(row for row in rows if (row["n"], row["m"], row["knots"]) == (512, 512, 16))
+    baselines = [line.split() for line in output.read_text().splitlines() if line.count("|") == 3]
+    ours_over_naive = next(float(row[-2]) for row in baselines if row[:3] == ["8192", "8192", "16"])
+    readme = " ".join((repo / "README.md").read_text().split())
+    assert "H200" in output.read_text().splitlines()[0]
+    assert (f"at or below the paper's V100 time on {len(faster)} of the {len(rows)} rows with a paper time "
+            f"({faster[0][1]:.2f} and {faster[1][1]:.2f} of it, at N = {faster[0][0]} and {faster[1][0]} "
+            f"with M = 512) and above it on the other {len(rows) - len(faster)}: "
+            f"{ratios[(512, 512, 16)]:.2f} times at N = M = 512 ({smallest['ms']:.3f} ms against "
+            f"{smallest['paper_ms']:.3f} ms, {smallest['launches']} launches) and "
+            f"{ratios[(8192, 8192, 16)]:.2f} times at N = M = 8192") in readme  # fmt: skip
+    assert f"(ours / naive {ours_over_naive:.3f})" in readme
