@@ -380,8 +380,10 @@ def sigreg_timing_rows(path: str) -> list[dict]:
         if not line.strip():
             break
         shape, timing, paper = (part.split() for part in line.split("|"))
-        rows.append({"n": int(shape[0]), "m": int(shape[1]), "knots": int(shape[2]), "ms": float(timing[0]), "launches": int(timing[4]),
-                     "paper_ms": None if paper[0] == "-" else float(paper[0])})  # fmt: skip
+        rows.append({
+            "n": int(shape[0]), "m": int(shape[1]), "knots": int(shape[2]), "ms": float(timing[0]),
+            "launches": int(timing[4]), "paper_ms": None if paper[0] == "-" else float(paper[0]),
+        })  # fmt: skip
     return rows
 
 
