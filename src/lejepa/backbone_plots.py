@@ -42,7 +42,7 @@ def draw_fig9(frame: pd.DataFrame, parameters: dict[str, int]):
     dataset = measured.dataset_label.iloc[0] if len(measured) else "no cell measured"
     scale = frame.scale.iloc[0] if len(frame) else "?"
     ax.set_title(f"Figure 9 ({scale} scale): {dataset}", fontsize=8)
-    ax.legend(loc="lower right", fontsize=6)
+    ax.legend(loc="best", fontsize=6)  # clear of the bars, whatever their heights
     if len(missing):
         pairs = zip(missing.row_label, missing.status)
         text = "; ".join(f"{label.split(' (')[0]}: {status}" for label, status in pairs)
