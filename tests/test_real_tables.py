@@ -282,7 +282,7 @@ def test_tiny_tables_3_and_5_and_figure_12_end_to_end(tiny_workflow):
 # ---------------------------------------------------------------- the committed small-scale tables
 
 
-@pytest.mark.parametrize("name", ["table2", "table3", "table4", "table5"])
+@pytest.mark.parametrize("name", ["table2", "table3", "table4", "table5", "fig9"])
 def test_committed_tables_say_what_their_numbers_show(name):
     """Every sentence of 'What our run shows' in tables/<name>.md and in the README is
     recomputed here from the committed tables/<name>.csv."""
@@ -354,3 +354,19 @@ def test_readme_table4_prose_matches_the_committed_table():
     assert round(runs.pretrain_wall_s.median() / 60) == 4 and "about 4 min each" in readme
     steps = {int(pd.read_csv(REPO / "docs" / "runs" / run / "metrics.csv").step.iloc[-1]) for run in runs.run}
     assert steps == {348} and "in 348 steps" in readme
+
+
+def test_readme_fig9_prose_matches_the_committed_table():
+    """The README's prose on figure 9: the range over the pretrained models, which end below
+    the random-init floor, and how many of the 8 were run."""
+    frame = pd.read_csv(REPO / "tables" / "fig9.csv")
+    ok = frame[frame.status == "ok"].set_index("row")
+    pretrained = ok[ok.run_kind == "pretrained"].accuracy
+    floor = ok.accuracy["random_init"]
+    below = pretrained[pretrained < floor]
+    readme = " ".join((REPO / "README.md").read_text().split())
+    span = f"top-1 from {pretrained.min():.1f} to {pretrained.max():.1f} %"
+    assert f"for {len(pretrained)} of the 8 models: {span}" in readme
+    assert set(below.index) == {"convnext_atto", "efficientnet_b0"}
+    assert (f"convnext_atto ({below['convnext_atto']:.1f}) and efficientnet_b0 ({below['efficientnet_b0']:.1f}) "
+            f"end below the random-init resnet18 floor ({floor:.1f})") in readme  # fmt: skip
