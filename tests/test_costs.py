@@ -51,6 +51,20 @@ def test_rebuild_cost_sums_the_files_found_under_any_root_and_counts_the_rest(tm
 
 
 
+
+def test_jobs_timed_only_on_a_gpu_machine_count_apart_in_gpu_minutes(tmp_path):
+    here, gpu = tmp_path / "here", tmp_path / "gpu"
+    (here / "pretrain").mkdir(parents=True)
+    (gpu / "pretrain").mkdir(parents=True)
+    (here / "pretrain" / "a.tsv").write_text(HEADER + "3600\t1:00:00\t1\t1\t1\t1\t0\t0\t90\t5400\n")
+    (gpu / "pretrain" / "a.tsv").write_text(HEADER + "60\t0:01:00\t1\t1\t1\t1\t0\t0\t90\t60\n")  # ignored: timed here
+    (gpu / "pretrain" / "b.tsv").write_text(HEADER + "90\t0:01:30\t1\t1\t1\t1\t0\t0\t90\t80\n")
+    cost = rebuild_cost(dry_run_jobs(DRY_RUN), benchmark_roots=[here], gpu_roots=[gpu])
+    assert (cost["timed_jobs"], cost["gpu_timed_jobs"], cost["unmeasured_jobs"]) == (1, 1, 1)
+    assert cost["unmeasured"] == ["benchmarks/probe/a/linear/cifar10.tsv"]
+    assert cost["wall_h"] == pytest.approx(1.0) and cost["cpu_h"] == pytest.approx(1.5)
+    assert cost["gpu_wall_min"] == pytest.approx(1.5)
+
 def test_readme_rebuild_cost_table_is_the_committed_bench_output():
     """README's rebuild-cost rows are bench/results/rebuild_cost.md's, whose numbers are the CSV's."""
     from pathlib import Path
@@ -63,5 +77,5 @@ def test_readme_rebuild_cost_table_is_the_committed_bench_output():
     readme = (repo / "README.md").read_text()
     for row in frame.itertuples(index=False):
         line = (f"| {row.target} | {row.jobs} | {row.timed_jobs} | {row.unmeasured_jobs} "
-                f"| {row.wall_h:.2f} | {row.cpu_h:.2f} |")  # fmt: skip
+                f"| {row.wall_h:.2f} | {row.cpu_h:.2f} | {row.gpu_timed_jobs} | {row.gpu_wall_min:.1f} |")  # fmt: skip
         assert line in markdown and line in readme, line

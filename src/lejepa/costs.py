@@ -6,7 +6,9 @@ that Snakemake wrote when it ran them).
     cost = rebuild_cost(jobs, benchmark_roots=["benchmarks"])
 
 A job whose rule has no `benchmark:` directive (downloads, table assembly: local rules of
-seconds) or whose benchmark file is not on disk (never run here) is counted, not timed.
+seconds) or whose benchmark file is not on disk (never run here) is counted, not timed. A job
+found only under `gpu_roots` (benchmark files brought back from a GPU machine) is timed apart,
+in GPU minutes, since its wall time says nothing of a CPU rebuild.
 Torch-free: bench/rebuild_cost.py is the CLI that writes bench/results/rebuild_cost.*.
 """
 
@@ -51,22 +53,27 @@ def _find(relative: str, roots) -> Path | None:
     return None
 
 
-def rebuild_cost(jobs: list[dict], *, benchmark_roots) -> dict:
+def rebuild_cost(jobs: list[dict], *, benchmark_roots, gpu_roots=()) -> dict:
     """Sum the measured jobs: counts of jobs, timed jobs and jobs with a benchmark directive but
-    no file here (never run here), and the wall and CPU hours of the timed ones.
-    benchmark_roots: directories that stand for `benchmarks/` (e.g. another checkout's)."""
+    no file here (never run here), the wall and CPU hours of those timed on this machine, and
+    the count and wall minutes of those timed on a GPU machine.
+    benchmark_roots: directories that stand for `benchmarks/` (e.g. another checkout's);
+    gpu_roots: the same, for benchmark files written on a GPU machine (looked up last)."""
     timed, unmeasured, wall_s, cpu_s = 0, [], 0.0, 0.0
+    gpu_timed, gpu_wall_s = 0, 0.0
     for job in jobs:
         if job["benchmark"] is None:
             continue
-        path = _find(job["benchmark"], benchmark_roots)
-        if path is None:
+        if path := _find(job["benchmark"], benchmark_roots):
+            measured = read_benchmark(path)
+            timed += 1
+            wall_s += measured["wall_s"]
+            cpu_s += measured["cpu_s"]
+        elif path := _find(job["benchmark"], gpu_roots):
+            gpu_timed += 1
+            gpu_wall_s += read_benchmark(path)["wall_s"]
+        else:
             unmeasured.append(job["benchmark"])
-            continue
-        measured = read_benchmark(path)
-        timed += 1
-        wall_s += measured["wall_s"]
-        cpu_s += measured["cpu_s"]
     return {
         "jobs": len(jobs),
         "timed_jobs": timed,
@@ -74,4 +81,6 @@ def rebuild_cost(jobs: list[dict], *, benchmark_roots) -> dict:
         "unmeasured": unmeasured,
         "wall_h": wall_s / 3600,
         "cpu_h": cpu_s / 3600,
+        "gpu_timed_jobs": gpu_timed,
+        "gpu_wall_min": gpu_wall_s / 60,
     }
