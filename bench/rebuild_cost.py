@@ -45,7 +45,7 @@ def markdown(frame: pd.DataFrame, commit: str) -> str:
     lines = [
         f"Rebuild cost at the `small` scale on this 2-core CPU machine (bench/rebuild_cost.py, commit {commit}):",
         "",
-        "| target | jobs | timed | not timed here | wall hours | CPU hours | timed on a GPU | GPU minutes |",
+        "| target | jobs | timed | not timed here | wall hours | CPU hours | timed on a GPU | GPU job-minutes |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in frame.itertuples(index=False):
