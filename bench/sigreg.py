@@ -10,7 +10,7 @@ On a GPU, the run whose output is committed (about 2 minutes on an H100):
 One table per path of lejepa's SIGReg ("ours", lejepa.sigreg.PATHS): "recurrence"
 (over knots), "materialised" (cos/sin of about 2 sqrt(knots) angles per entry,
 batched matmuls) and "auto" (what SIGReg picks on that device: materialised on
-CUDA for these sizes, recurrence on CPU). Each row: mean +- std over --repeats
+CUDA up to N*M*knots = 2**27, recurrence above it and on CPU). Each row: mean +- std over --repeats
 runs after --warmup, the peak extra memory of one pass, the launches of one
 forward + backward, the paper's V100 time (lejepa.tables.PAPER_TABLE6) and
 ours / paper. Launches: on CUDA the kernels (and memcpy/memset) in

@@ -297,7 +297,8 @@ def test_auto_path_is_materialised_on_cuda_below_the_threshold_only():
     assert choose_path(projections(512, 512, "cuda"), knots=17) == "materialised"
     assert choose_path(projections(largest_row, 1, "cuda"), knots=16) == "materialised"
     assert choose_path(projections(largest_row + 1, 1, "cuda"), knots=16) == "recurrence"
-    assert choose_path(projections(8192, 8192, "cuda"), knots=16) == "materialised"  # every table 6 row
+    assert choose_path(projections(8192, 512, "cuda"), knots=16) == "materialised"  # 2**26: faster on the H200
+    assert choose_path(projections(32768, 512, "cuda"), knots=16) == "recurrence"  # 2**28: slower there
     for path in ("recurrence", "materialised"):
         assert choose_path(projections(512, 512, "cuda"), knots=17, path=path) == path
         assert choose_path(projections(512, 512, "cpu"), knots=17, path=path) == path
@@ -368,11 +369,11 @@ def test_materialised_path_under_ddp_equals_one_process_on_the_whole_batch(tmp_p
                 torch.testing.assert_close(gradient, expected, rtol=0, atol=1e-10)
 
 
-def sigreg_timing_rows(path: str) -> list[dict]:
+def sigreg_timing_rows(path: str, sigreg_path: str = "auto") -> list[dict]:
     """The rows of one '## ours, path=...' table of a bench/sigreg.py output file."""
     lines = iter(Path(path).read_text().splitlines())
     for line in lines:
-        if line.startswith("## ours, path=auto"):
+        if line.startswith(f"## ours, path={sigreg_path}"):
             break
     next(lines)  # the header
     rows = []
@@ -406,3 +407,15 @@ def test_readme_gpu_timing_matches_the_committed_bench_output():
             f"{smallest['paper_ms']:.3f} ms, {smallest['launches']} launches) and "
             f"{ratios[(8192, 8192, 16)]:.2f} times at N = M = 8192") in readme  # fmt: skip
     assert f"(ours / naive {ours_over_naive:.3f})" in readme
+    by_path = {
+        path: {(row["n"], row["m"], row["knots"]): row["ms"] for row in sigreg_timing_rows(output, path)}
+        for path in ("recurrence", "materialised")
+    }
+    recurrence_faster = [shape for shape, ms in by_path["recurrence"].items() if ms < by_path["materialised"][shape]]
+    entries = [n * m * knots for n, m, knots in recurrence_faster if n * m >= 2**24]
+    assert sorted(recurrence_faster)[-2:] == [(8192, 8192, 16), (32768, 512, 16)]
+    assert min(entries) > sigreg_module.AUTO_MATERIALISED_MAX_ENTRIES >= 8192 * 512 * 16  # the limit splits them
+    assert "N·M·knots = 2^27" in readme and sigreg_module.AUTO_MATERIALISED_MAX_ENTRIES == 2**27
+    for shape, text in (((32768, 512, 16), "N = 32768, M = 512"), ((8192, 8192, 16), "N = M = 8192")):
+        recurrence, materialised = by_path["recurrence"][shape], by_path["materialised"][shape]
+        assert f"{text}: {recurrence:.2f} ms against {materialised:.2f}" in readme

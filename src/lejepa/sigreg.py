@@ -73,11 +73,11 @@ DIRECTIONS = ("gaussian", "sobol")
 
 PATHS = ("auto", "recurrence", "materialised")
 
-# "auto" takes the materialised path on CUDA up to this N * M * knots (every row of
-# the paper's table 6 is below it). A guess from memory traffic until it is timed
-# on a GPU: the materialised path moves about 2 sqrt(knots) numbers per (sample,
-# direction) through memory, the recurrence about 4 knots.
-AUTO_MATERIALISED_MAX_ENTRIES = 2**31
+# "auto" takes the materialised path on CUDA up to this N * M * knots. Timed on an
+# H200 (bench/results/sigreg-cuda.txt), it is the faster path up to 2**26 (N = 8192,
+# M = 512, 16 knots: 2.9 ms against the recurrence's 3.7) and the slower one from
+# 2**28 (N = 32768, M = 512: 17.5 ms against 6.8; N = M = 8192: 51.3 against 22.7).
+AUTO_MATERIALISED_MAX_ENTRIES = 2**27
 
 # The materialised path holds at most about this many entries of its (M, N, 2A + 2B)
 # table at once (chunks over M; at least one direction per chunk): 512 MiB in float32.
