@@ -589,3 +589,58 @@ def test_readme_sweep_prose_matches_the_committed_table7_and_pool():
     everything = fig11[fig11.group == "all runs"].set_index("alpha")
     assert f"Over all {everything.runs.iloc[0]} runs" in readme
     assert f"{everything.spearman.loc[0.0]:.1f} % at α = 0." in readme
+
+
+def test_readme_table1_prose_matches_the_committed_table():
+    """Each part's summary line of tables/table1.md, recomputed from tables/table1.csv (cells,
+    spread, differences beyond the seed noise by the rule written out here) and quoted in the
+    README; the noise sigma is the std of the default cell's seeds."""
+    frame = pd.read_csv(REPO / "tables" / "table1.csv")
+    assert (frame.scale == "small").all()
+    markdown = (REPO / "tables" / "table1.md").read_text()
+    readme = " ".join((REPO / "README.md").read_text().split())
+    reference = frame[frame.reference.fillna(False).astype(bool)].iloc[0]
+    sigma, n_ref = reference["std"], int(reference["seeds"])
+    assert sigma == pytest.approx(frame.noise_std.iloc[0]) and n_ref == 3
+    for part, rows in frame.groupby("part", sort=False):
+        measured = rows.dropna(subset=["accuracy"])
+        if len(measured) < 2:
+            continue
+        others = measured[~measured.reference.fillna(False).astype(bool)]
+        threshold = 2 * sigma * np.sqrt(1 / others.seeds + 1 / n_ref)
+        beyond = int(((others.accuracy - reference.accuracy).abs() > threshold).sum())
+        spread = measured.accuracy.max() - measured.accuracy.min()
+        line = (f"Ours: {len(measured)} cells, spread {spread:.2f} points, {beyond} of {len(measured) - 1} "
+                f"differences beyond seed noise")  # fmt: skip
+        assert line in markdown and line in readme, (part, line)
+
+
+def test_readme_table1_findings_match_the_committed_table():
+    """The README's sentences on table 1: the range of every cell, the slices in (d), one global
+    view in (b) (ours and the paper's), batch 512, the runs and minutes behind it."""
+    frame = pd.read_csv(REPO / "tables" / "table1.csv")
+    ok = frame.dropna(subset=["accuracy"])
+    readme = " ".join((REPO / "README.md").read_text().split())
+    default = ok[ok.reference.astype(bool)].accuracy.iloc[0]
+    assert (f"Every cell lies between {ok.accuracy.min():.2f} and {ok.accuracy.max():.2f} % "
+            f"(default {default:.2f} %)") in readme  # fmt: skip
+    d = ok[(ok.part == "d") & ~ok.reference.astype(bool)]
+    many, few = d[d.num_slices == 1024], d[d.num_slices == 256]
+    assert (many.label == "beyond seed noise").all() and (many.delta > 0).all()
+    assert (few.delta < few.threshold).all()  # within noise or below
+    assert f"every 1024-slice cell is {many.delta.min():.2f}-{many.delta.max():.2f} points above" in readme
+    b = frame[frame.part == "b"].set_index(["n_global", "views"])
+    ours = [b.accuracy[(2.0, v)] - b.accuracy[(1.0, v)] for v in (4.0, 8.0)]
+    paper = [b.paper[(2.0, v)] - b.paper[(1.0, v)] for v in (4.0, 8.0)]
+    assert all(b.label[(1.0, v)] == "within seed noise" for v in (4.0, 8.0))
+    assert (f"V_g = 1 is {ours[0]:.2f} (V = 4) and {ours[1]:.2f} (V = 8) points below V_g = 2, within seed "
+            f"noise; the paper loses {paper[0]:.2f} and {paper[1]:.2f} points") in readme  # fmt: skip
+    c = frame[frame.part == "c"].set_index("batch_size")
+    assert c.label[512.0] == "beyond seed noise" and c.paper.idxmax() == 512.0
+    assert f"It is {-c.delta[512.0]:.2f} points below the default (beyond noise)" in readme
+    runs = {run for entry in ok.runs for run in entry.split()}
+    table7 = {run for entry in pd.read_csv(REPO / "tables" / "table7.csv").runs.dropna() for run in entry.split()}
+    assert f"{len(runs - table7)} new runs beside table 7's 3 seeds" in readme
+    assert f"{sum(ok.drop_duplicates('runs').pretrain_wall_s) / 60:.0f} min of pretraining" in readme
+    assert f"Seed noise σ = {ok.noise_std.iloc[0]:.2f} points" in readme
+    assert f"|Δ| > {2 * ok.noise_std.iloc[0] * np.sqrt(1 + 1 / 3):.2f} points" in readme
