@@ -586,6 +586,10 @@ def test_readme_sweep_prose_matches_the_committed_table7_and_pool():
     assert f"over the {group.runs.iloc[0]} resnet18 CIFAR-10 runs" in readme
     assert (f"is {group.spearman.loc[0.0]:.1f} % at α = 0 and {group.spearman.loc[0.4]:.1f} % at α = 0.4, "
             f"its highest at α = {group.spearman.idxmax():g}") in readme  # fmt: skip
+    pool = sweeps.pool_runs(sweeps.read_pool(REPO / "tables" / "loss_pool.csv"))
+    table7 = sweeps.alpha_curve(pool[pool.sweep == "table7"], [0.0, 0.4]).set_index("alpha").spearman
+    assert (f"With table 7's {(pool.sweep == 'table7').sum()} runs alone it is {table7.loc[0.0]:.1f} % at α = 0 "
+            f"and {table7.loc[0.4]:.1f} % at α = 0.4") in readme  # fmt: skip
     everything = fig11[fig11.group == "all runs"].set_index("alpha")
     assert f"Over all {everything.runs.iloc[0]} runs" in readme
     assert f"{everything.spearman.loc[0.0]:.1f} % at α = 0." in readme
