@@ -71,6 +71,16 @@ def epps_pulley_numpy():
     return _epps_pulley_numpy
 
 
+def value_and_gradient(function, z):
+    """function(z) and its gradient wrt z, on a float64 copy of z, both on the CPU."""
+    import torch  # conftest stays importable without torch (tests/test_without_torch.py)
+
+    z = z.detach().double().requires_grad_(True)
+    value = function(z)
+    (gradient,) = torch.autograd.grad(value, z)
+    return value.detach().cpu(), gradient.cpu()
+
+
 def write_tiny_dataset(root: Path, *, classes: int) -> Path:
     """<root>: 96 train / 32 test 20-px JPEGs in the prepared-dataset format; the class
     sets the dominant colour."""

@@ -8,19 +8,13 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
+from conftest import value_and_gradient
 
 from lejepa import LeJEPALoss, SIGReg
 from lejepa.sigreg import PATHS, random_directions
 from lejepa.timing import naive_sigreg
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-def value_and_gradient(function, z):
-    z = z.clone().requires_grad_(True)
-    value = function(z)
-    (gradient,) = torch.autograd.grad(value, z)
-    return value.detach().cpu(), gradient.cpu()
 
 
 def skewed_embeddings(n, dim, seed):

@@ -12,6 +12,7 @@ import scipy.special
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from conftest import value_and_gradient
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -201,14 +202,6 @@ def test_a_callable_test_gives_the_value_of_the_named_test_it_reimplements():
 # ---------------------------------------------------------------- paths: recurrence vs materialised
 
 
-def value_and_gradient(function, z):
-    """function(z) and its gradient wrt z, on a float64 copy of z."""
-    z = z.detach().double().requires_grad_(True)
-    value = function(z)
-    (gradient,) = torch.autograd.grad(value, z)
-    return value.detach(), gradient
-
-
 # (N, M, knots, chunk_entries): one chunk; chunks that divide M; a last chunk shorter than
 # the others; one direction per chunk (a budget below one direction's table); 2 knots
 # (A = 2, B = 1); knots that are not a product A B (padding knots); 256 knots.
@@ -369,37 +362,36 @@ def test_materialised_path_under_ddp_equals_one_process_on_the_whole_batch(tmp_p
                 torch.testing.assert_close(gradient, expected, rtol=0, atol=1e-10)
 
 
-def sigreg_timing_rows(path: str, sigreg_path: str = "auto") -> list[dict]:
-    """The rows of one '## ours, path=...' table of a bench/sigreg.py output file."""
-    lines = iter(Path(path).read_text().splitlines())
-    for line in lines:
-        if line.startswith(f"## ours, path={sigreg_path}"):
-            break
-    next(lines)  # the header
-    rows = []
-    for line in lines:
-        if not line.strip():
-            break
-        shape, timing, paper = (part.split() for part in line.split("|"))
-        rows.append({
-            "n": int(shape[0]), "m": int(shape[1]), "knots": int(shape[2]), "ms": float(timing[0]),
-            "launches": int(timing[4]), "paper_ms": None if paper[0] == "-" else float(paper[0]),
-        })  # fmt: skip
-    return rows
+def sigreg_timings(text: str) -> dict[str, list[dict]]:
+    """The rows of each '## ours, path=...' table of a bench/sigreg.py output, by path."""
+    tables, rows = {}, None
+    for line in text.splitlines():
+        if line.startswith("## ours, path="):
+            rows = tables[line.removeprefix("## ours, path=")] = []
+        elif rows is not None and line.count("|") == 2 and line.split()[0].isdigit():
+            shape, timing, paper = (part.split() for part in line.split("|"))
+            rows.append({
+                "n": int(shape[0]), "m": int(shape[1]), "knots": int(shape[2]), "ms": float(timing[0]),
+                "launches": int(timing[4]), "paper_ms": None if paper[0] == "-" else float(paper[0]),
+            })  # fmt: skip
+        elif not line.strip():
+            rows = None
+    return tables
 
 
 def test_readme_gpu_timing_matches_the_committed_bench_output():
     """README's sentence on the H200 timing, recomputed from bench/results/sigreg-cuda.txt."""
     repo = Path(__file__).parents[1]
-    output = repo / "bench" / "results" / "sigreg-cuda.txt"
-    rows = [row for row in sigreg_timing_rows(output) if row["paper_ms"] is not None]
+    text = (repo / "bench" / "results" / "sigreg-cuda.txt").read_text()
+    timings = sigreg_timings(text)
+    rows = [row for row in timings["auto"] if row["paper_ms"] is not None]
     ratios = {(row["n"], row["m"], row["knots"]): row["ms"] / row["paper_ms"] for row in rows}
     faster = sorted((n, ratio) for (n, m, knots), ratio in ratios.items() if ratio <= 1)
     smallest = next(row for row in rows if (row["n"], row["m"], row["knots"]) == (512, 512, 16))
-    baselines = [line.split() for line in output.read_text().splitlines() if line.count("|") == 3]
+    baselines = [line.split() for line in text.splitlines() if line.count("|") == 3]
     ours_over_naive = next(float(row[-2]) for row in baselines if row[:3] == ["8192", "8192", "16"])
     readme = " ".join((repo / "README.md").read_text().split())
-    assert "H200" in output.read_text().splitlines()[0]
+    assert "H200" in text.splitlines()[0]
     assert (f"at or below the paper's V100 time on {len(faster)} of the {len(rows)} rows with a paper time "
             f"({faster[0][1]:.2f} and {faster[1][1]:.2f} of it, at N = {faster[0][0]} and {faster[1][0]} "
             f"with M = 512) and above it on the other {len(rows) - len(faster)}: "
@@ -408,7 +400,7 @@ def test_readme_gpu_timing_matches_the_committed_bench_output():
             f"{ratios[(8192, 8192, 16)]:.2f} times at N = M = 8192") in readme  # fmt: skip
     assert f"(ours / naive {ours_over_naive:.3f})" in readme
     by_path = {
-        path: {(row["n"], row["m"], row["knots"]): row["ms"] for row in sigreg_timing_rows(output, path)}
+        path: {(row["n"], row["m"], row["knots"]): row["ms"] for row in timings[path]}
         for path in ("recurrence", "materialised")
     }
     recurrence_faster = [shape for shape, ms in by_path["recurrence"].items() if ms < by_path["materialised"][shape]]
