@@ -122,9 +122,8 @@ def test_small_scale_plans_every_table4_and_figure9_run(mirrored_workflow):
     output = output_of(result)
     assert result.returncode == 0, output
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", output, flags=re.M))
-    # table 4: 12 runs; figure 9: 7 models (resnet18, resnext26ts shared with table 5; mobilenetv3 owed, left
-    # out of the small scale in config/tables.yaml); figure 14: 1 ViT
-    assert int(counts["pretrain"]) == 12 + 7 + 1 and int(counts["segmentation_figures"]) == 1
+    # table 4: 12 runs; figure 9: 8 models (resnet18, resnext26ts shared with table 5); figure 14: 1 ViT
+    assert int(counts["pretrain"]) == 12 + 8 + 1 and int(counts["segmentation_figures"]) == 1
 
 
 @pytest.mark.slow
