@@ -34,6 +34,42 @@ def _require_shared(relative: str, why: str) -> Path:
     return path
 
 
+# Snakemake loads every installed executor plugin at each start, and the Slurm plugin then asks
+# `scontrol show config` for MinJobAge. Where Slurm's client tools are installed but no controller
+# runs (CI, the project's machine) scontrol retries for about 9 s before it fails, and the plugin
+# falls back to its default. So outside the Slurm tests a stand-in that fails at once on `show
+# config` (and runs the real scontrol otherwise) comes first on PATH: a Snakemake start takes ~1 s
+# instead of ~10. test_slurm.py takes it off PATH for its cluster (`real_slurm_path`).
+FAST_SCONTROL = """#!/bin/sh
+if [ "$1" = "show" ] && [ "$2" = "config" ]; then
+    echo "scontrol show config: no Slurm controller outside the Slurm tests (tests/conftest.py)" >&2
+    exit 1
+fi
+exec {real} "$@"
+"""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_scontrol(tmp_path_factory):
+    """Puts the stand-in scontrol first on PATH for the session; yields its folder (None when
+    Slurm's scontrol is not installed: nothing to stand in for)."""
+    real = shutil.which("scontrol")
+    if real is None:
+        yield None
+        return
+    folder = tmp_path_factory.mktemp("fast_scontrol")
+    (folder / "scontrol").write_text(FAST_SCONTROL.format(real=real))
+    (folder / "scontrol").chmod(0o755)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{folder}{os.pathsep}{os.environ.get('PATH', '')}")
+        yield folder
+
+
+def real_slurm_path(fast_scontrol_folder) -> str:
+    """PATH without the stand-in scontrol of `fast_scontrol`."""
+    return os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != str(fast_scontrol_folder))
+
+
 @pytest.fixture
 def one_torch_thread():
     """torch on one thread for the test (restored after): tests of many tiny tensor ops."""

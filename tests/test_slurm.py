@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import FASTER_TINY_SCALE
+from conftest import FASTER_TINY_SCALE, real_slurm_path
 
 pytestmark = pytest.mark.slurm
 
@@ -46,21 +46,24 @@ def slurm_is_up() -> bool:
     return subprocess.run(["sinfo"], capture_output=True, timeout=30).returncode == 0
 
 
-@pytest.fixture
-def slurm_cluster(require_shared):
-    """A running local Slurm cluster; stopped afterwards unless it was already up."""
+@pytest.fixture(scope="module")
+def slurm_cluster(require_shared, fast_scontrol):
+    """A running local Slurm cluster, shared by this module's tests, with the real scontrol on
+    PATH (conftest's `fast_scontrol` off); stopped afterwards unless it was already up."""
     require_shared("scripts/local-slurm.sh", "it starts the local Slurm cluster")
     if os.geteuid() != 0:
         pytest.skip("starting a local Slurm cluster needs root")
-    was_up = slurm_is_up()
-    start = subprocess.run(
-        ["timeout", "-k", "10", "300", "bash", str(LOCAL_SLURM), "start"], capture_output=True, text=True
-    )
-    if start.returncode != 0:
-        pytest.skip(f"local Slurm could not start (exit {start.returncode}): {start.stderr.strip()[-1500:]}")
-    yield
-    if not was_up:
-        subprocess.run(["timeout", "-k", "10", "120", "bash", str(LOCAL_SLURM), "stop"], capture_output=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", real_slurm_path(fast_scontrol))
+        was_up = slurm_is_up()
+        start = subprocess.run(
+            ["timeout", "-k", "10", "300", "bash", str(LOCAL_SLURM), "start"], capture_output=True, text=True
+        )
+        if start.returncode != 0:
+            pytest.skip(f"local Slurm could not start (exit {start.returncode}): {start.stderr.strip()[-1500:]}")
+        yield
+        if not was_up:
+            subprocess.run(["timeout", "-k", "10", "120", "bash", str(LOCAL_SLURM), "stop"], capture_output=True)
 
 
 def test_table6_through_slurm(slurm_cluster, workflow_copy):
