@@ -1,31 +1,34 @@
 """Is the data pipeline the bottleneck of pretraining? Training images/s with the full
 pipeline vs the model alone.
 
-    python bench/pipeline.py [--data data/cifar10] [--steps 8] [--threads 2] [--workers 1]
+    python bench/pipeline.py [--data data/cifar10] [--steps 8] [--threads 2] [--workers 1] [--repeats 3]
 
 Both measurements run the training step of lejepa.train (LeJEPANet forward on every
 view, LeJEPALoss + online-probe loss, backward, AdamW step) with the `small` scale's
-setting: resnet18, 2 global 32-px + 4 local 16-px views, batch 256.
+setting (config/pretrain.yaml): resnet18, projector 512-512-128, λ 0.02, 2 global 32-px + 4
+local 16-px views, batch 256.
 
 - model only: the same step on one fixed batch of random views, no data loading;
 - pipeline:   the step fed by the real DataLoader (JPEG decode + multi-crop
               augmentation in --workers worker processes, SeededViews, collate).
 
-Both after --warmup untimed steps. On a CPU the workers share the cores with the
-model, so the ratio measures how much of the machine the augmentation takes. The
-last line is `ratio_vs_model_only: X` (pipeline / model only; goal >= 0.85).
+Both after --warmup untimed steps, --repeats times in turn (one model, the loader started
+again each time). On a CPU the workers share the cores with the model, so the ratio
+measures how much of the machine the augmentation takes. The last line is
+`ratio_vs_model_only: X`, the median over the repeats of pipeline / model only (goal
+>= 0.9); the header names the commit.
 
-Measured with `taskset -c 0,1` (2 dedicated cores of the GPU machine's CPU), batch 256:
-  per-view torchvision v2 pipeline (before):  ratio 0.62 (2 workers), 0.52 (1 worker)
-  batched views (lejepa.views, now):          ratio 0.90 (2 workers), 1.00 (1 worker)
-model only ~110 img/s there. The 2-core machine of the project is shared, so its
-numbers swing with the other jobs; run this on an otherwise idle machine.
+The project's 2-core machine, idle: bench/results/pipeline.txt
+(`python bench/pipeline.py | tee bench/results/pipeline.txt`). The machine is often shared;
+the load average printed beside each repeat says when it was.
 """
 
 import argparse
 import os
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
@@ -33,8 +36,11 @@ from torch.utils.data import DataLoader
 from lejepa import LeJEPALoss, SIGReg
 from lejepa.data import EncodedImages
 from lejepa.models import Encoder
+from lejepa.recipe import code_commit
 from lejepa.train import LeJEPANet, ResumableSampler
 from lejepa.views import MultiCropViews, SeededViews, collate_views
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def training_step(net, loss_fn, optimizer, global_views, local_views, labels, step):
@@ -70,17 +76,20 @@ def main():
     parser.add_argument("--workers", type=int, default=1, help="DataLoader worker processes (small scale: 1)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--projector", default="512-512-128")
+    parser.add_argument("--lam", type=float, default=0.02)
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     images = EncodedImages(args.data, "train")
     views = MultiCropViews(n_global=2, n_local=args.n_local, global_size=args.global_size, local_size=args.local_size)
-    net = LeJEPANet(Encoder(args.backbone, projector="2048-2048-128"), num_classes=len(images.classes)).train()
-    loss_fn = LeJEPALoss(lam=0.05, sigreg=SIGReg(num_slices=256))
+    net = LeJEPANet(Encoder(args.backbone, projector=args.projector), num_classes=len(images.classes)).train()
+    loss_fn = LeJEPALoss(lam=args.lam, sigreg=SIGReg(num_slices=256))
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4, weight_decay=5e-2)
     print(
-        f"{args.backbone}, batch {args.batch_size}, "
+        f"# commit {code_commit(REPO)}: {args.backbone}, projector {args.projector}, batch {args.batch_size}, "
         f"2 x {args.global_size} px + {args.n_local} x {args.local_size} px views, "
         f"{args.threads} torch threads, {args.workers} workers, {os.cpu_count()} CPUs, data {args.data}"
     )
@@ -93,23 +102,22 @@ def main():
     print(f"augmentation_alone_img_per_s (1 thread): {args.batch_size / (time.perf_counter() - start):.1f}")
     torch.set_num_threads(args.threads)
 
-    # model only: one real batch, decoded and augmented once, fed again and again
     fixed = collate_views(dataset.__getitems__([(0, i) for i in range(args.batch_size)]))
-    repeated = (fixed for _ in range(args.warmup + args.steps))
-    model_only = images_per_second(
-        repeated, net, loss_fn, optimizer, warmup=args.warmup, steps=args.steps, batch_size=args.batch_size
-    )
-    print(f"model_only_img_per_s: {model_only:.1f}")
-
     sampler = ResumableSampler(dataset, num_replicas=1, rank=0, seed=0)
     loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, drop_last=True,
                         collate_fn=collate_views, num_workers=args.workers)  # fmt: skip
-    pipeline = images_per_second(
-        iter(loader), net, loss_fn, optimizer, warmup=args.warmup, steps=args.steps, batch_size=args.batch_size
-    )
-    print(f"pipeline_img_per_s: {pipeline:.1f}")
+    timing = dict(warmup=args.warmup, steps=args.steps, batch_size=args.batch_size)
+    ratios = []
+    for repeat in range(1, args.repeats + 1):
+        # model only: one real batch, decoded and augmented once, fed again and again
+        repeated = (fixed for _ in range(args.warmup + args.steps))
+        model_only = images_per_second(repeated, net, loss_fn, optimizer, **timing)
+        pipeline = images_per_second(iter(loader), net, loss_fn, optimizer, **timing)
+        ratios.append(pipeline / model_only)
+        print(f"repeat {repeat}: model_only_img_per_s {model_only:.1f} pipeline_img_per_s {pipeline:.1f} "
+              f"ratio {ratios[-1]:.3f} (load average {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
 
-    print(f"ratio_vs_model_only: {pipeline / model_only:.3f}")
+    print(f"ratio_vs_model_only: {float(np.median(ratios)):.3f}")
 
 
 if __name__ == "__main__":
