@@ -1,7 +1,7 @@
 """Is the data pipeline the bottleneck of pretraining? Training images/s with the full
 pipeline vs the model alone.
 
-    python bench/pipeline.py [--data data/cifar10] [--steps 8] [--threads 2] [--workers 1] [--repeats 3]
+    python bench/pipeline.py [--data data/cifar10] [--steps 8] [--threads 2] [--workers auto] [--repeats 3]
 
 Both measurements run the training step of lejepa.train (LeJEPANet forward on every
 view, LeJEPALoss + online-probe loss, backward, AdamW step) with the `small` scale's
@@ -10,7 +10,8 @@ local 16-px views, batch 256.
 
 - model only: the same step on one fixed batch of random views, no data loading;
 - pipeline:   the step fed by the real DataLoader (JPEG decode + multi-crop
-              augmentation in --workers worker processes, SeededViews, collate).
+              augmentation in --workers worker processes, or in the training process
+              itself with 0 (auto on a CPU), SeededViews, collate).
 
 Both after --warmup untimed steps, --repeats times in turn (one model, the loader started
 again each time). On a CPU the workers share the cores with the model, so the ratio
@@ -35,6 +36,7 @@ from torch.utils.data import DataLoader
 
 from lejepa import LeJEPALoss, SIGReg
 from lejepa.data import EncodedImages
+from lejepa.devices import resolve_workers
 from lejepa.models import Encoder
 from lejepa.recipe import code_commit
 from lejepa.train import LeJEPANet, ResumableSampler
@@ -73,13 +75,15 @@ def main():
     parser.add_argument("--global-size", type=int, default=32)
     parser.add_argument("--local-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the training process")
-    parser.add_argument("--workers", type=int, default=1, help="DataLoader worker processes (small scale: 1)")
+    parser.add_argument("--workers", default="auto", help="DataLoader workers, or auto (0 on a CPU)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--projector", default="512-512-128")
     parser.add_argument("--lam", type=float, default=0.02)
     args = parser.parse_args()
+    workers = resolve_workers(args.workers if args.workers == "auto" else int(args.workers), device="cpu",
+                              threads=args.threads)  # fmt: skip
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -91,7 +95,7 @@ def main():
     print(
         f"# commit {code_commit(REPO)}: {args.backbone}, projector {args.projector}, batch {args.batch_size}, "
         f"2 x {args.global_size} px + {args.n_local} x {args.local_size} px views, "
-        f"{args.threads} torch threads, {args.workers} workers, {os.cpu_count()} CPUs, data {args.data}"
+        f"{args.threads} torch threads, {workers} workers ({args.workers}), {os.cpu_count()} CPUs, data {args.data}"
     )
 
     # augmentation alone, one process with one thread (as a DataLoader worker), before any worker exists
@@ -105,7 +109,7 @@ def main():
     fixed = collate_views(dataset.__getitems__([(0, i) for i in range(args.batch_size)]))
     sampler = ResumableSampler(dataset, num_replicas=1, rank=0, seed=0)
     loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, drop_last=True,
-                        collate_fn=collate_views, num_workers=args.workers)  # fmt: skip
+                        collate_fn=collate_views, num_workers=workers)  # fmt: skip
     timing = dict(warmup=args.warmup, steps=args.steps, batch_size=args.batch_size)
     ratios = []
     for repeat in range(1, args.repeats + 1):

@@ -19,7 +19,10 @@ import yaml
 from conftest import tiny_train_config
 
 from lejepa import train
+from lejepa.data import EncodedImages
+from lejepa.devices import resolve_workers
 from lejepa.models import load_encoder
+from lejepa.train_config import check_config
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = 4  # of conftest's tiny_dataset
@@ -75,6 +78,19 @@ def test_sampler_ranks_split_the_one_process_batches():
     assert all(epoch == 1 for epoch, _ in epoch1) and epoch1 != [(1, i) for _, i in one]
     sampler.set_epoch(1, skip=16)
     assert list(sampler) == epoch1[16:] and len(sampler) == 24
+
+
+def test_workers_auto_is_none_on_a_cpu_and_one_per_thread_on_a_gpu(tiny_dataset):
+    assert resolve_workers("auto", device="cpu", threads=2) == 0
+    assert resolve_workers("auto", device="cuda", threads=8) == 8
+    assert resolve_workers(3, device="cpu", threads=2) == 3
+    for bad in (-1, "two", True, 1.5):
+        with pytest.raises(ValueError, match=re.escape(repr(bad))):
+            resolve_workers(bad, device="cpu", threads=2)
+    config = check_config(tiny_train_config(tiny_dataset, workers="auto"))
+    cpu = train.Processes(world_size=1, rank=0, device=torch.device("cpu"))
+    loader, _, _ = train.make_train_loader(config, EncodedImages(tiny_dataset, "train"), cpu)
+    assert loader.num_workers == 0 and not loader.persistent_workers
 
 
 def test_config_errors_name_the_key(tiny_dataset, tmp_path):

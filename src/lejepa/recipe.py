@@ -24,7 +24,7 @@ import torch
 
 from lejepa import probe, train, train_config
 from lejepa.data import DATASETS, EncodedImages
-from lejepa.devices import resolve_device
+from lejepa.devices import resolve_device, resolve_workers
 from lejepa.features import extract
 from lejepa.models import load_encoder
 from lejepa.tables import GENERATED_FOLDERS
@@ -185,12 +185,13 @@ def linear_probe(encoder: torch.nn.Module, root: Path, *, name: str, size: int, 
     device = torch.device(resolve_device(config["device"]))
     train_splits, test_split = probe_splits(name, root)
     train_split, val_split = train_splits[0], (train_splits[1] if len(train_splits) > 1 else None)
+    workers = resolve_workers(config["workers"], device=device.type, threads=config["threads"])
     start = time.monotonic()
     features = {}
     for split in [*train_splits, test_split]:
         images = EncodedImages(root, split, transform=eval_transform(size))
         features[split] = extract(
-            encoder.backbone, images, batch_size=256, num_workers=config["workers"], device=device, progress=False
+            encoder.backbone, images, batch_size=256, num_workers=workers, device=device, progress=False
         )
     extract_s = time.monotonic() - start
     shapes = ", ".join(f"{split} {tuple(features[split][0].shape)}" for split in features)

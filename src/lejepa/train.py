@@ -63,7 +63,7 @@ from tqdm import tqdm
 
 from lejepa import LeJEPALoss, SIGReg
 from lejepa.data import EncodedImages
-from lejepa.devices import resolve_device
+from lejepa.devices import resolve_device, resolve_workers
 from lejepa.io import atomic_path, write_csv
 from lejepa.loss import prediction_loss
 from lejepa.models import convert_sync_batchnorm, encoder_from_config
@@ -319,6 +319,7 @@ def make_train_loader(
     config: dict, images: EncodedImages, processes: Processes
 ) -> tuple[DataLoader, ResumableSampler, int]:
     """Multi-crop views of the training images -> (loader, its sampler, steps per epoch)."""
+    workers = resolve_workers(config["workers"], device=processes.device.type, threads=config["threads"])
     views = MultiCropViews(
         n_global=config["n_global"],
         n_local=config["n_local"],
@@ -336,8 +337,8 @@ def make_train_loader(
         sampler=sampler,
         drop_last=True,
         collate_fn=collate_views,
-        num_workers=config["workers"],
-        persistent_workers=config["workers"] > 0,
+        num_workers=workers,
+        persistent_workers=workers > 0,
         pin_memory=processes.use_cuda,
     )
     steps_per_epoch = sampler.num_samples // batch_per_process
@@ -348,11 +349,12 @@ def make_train_loader(
     return loader, sampler, steps_per_epoch
 
 
-def make_eval_loader(config: dict) -> DataLoader:
+def make_eval_loader(config: dict, processes: Processes) -> DataLoader:
     """The held-out split the online probe is scored on after an epoch (eval transform)."""
     transform = eval_transform(config["global_size"])
     eval_images = EncodedImages(config["data_dir"], config["eval_split"], transform=transform)
-    return DataLoader(eval_images, batch_size=256, num_workers=config["workers"])
+    workers = resolve_workers(config["workers"], device=processes.device.type, threads=config["threads"])
+    return DataLoader(eval_images, batch_size=256, num_workers=workers)
 
 
 def make_model(
@@ -648,7 +650,7 @@ def main(config: dict) -> Path:
         "total_steps": config["epochs"] * steps_per_epoch,
         "final": config["lr"] * config["final_lr_ratio"],
     }
-    eval_loader = make_eval_loader(config) if config["eval_split"] and processes.is_main else None
+    eval_loader = make_eval_loader(config, processes) if config["eval_split"] and processes.is_main else None
     net, model = make_model(config, len(images.classes), processes, channels_last)
     loss_fn = LeJEPALoss(
         lam=config["lam"], sigreg=SIGReg(num_slices=config["num_slices"], t_max=config["t_max"], knots=config["knots"])

@@ -74,7 +74,7 @@ RUNTIME_DEFAULTS = {
     "eval_every": 1,  # epochs between online-probe evaluations
     "device": "auto",  # auto | cpu | cuda
     "threads": 2,  # torch intra-op threads of each process
-    "workers": 1,  # DataLoader worker processes
+    "workers": "auto",  # DataLoader worker processes; auto: 0 on a CPU, threads on a GPU
     "checkpoint_minutes": 10.0,  # also checkpoint mid-epoch this often
     "checkpoint_every_steps": None,  # also checkpoint every this many steps (tests)
     "progress": True,  # tqdm bar
@@ -103,7 +103,7 @@ RUNTIME_HELP = {
     "eval_every": "epochs between online-probe evaluations",
     "device": "auto | cpu | cuda",
     "threads": "torch intra-op threads of each process",
-    "workers": "DataLoader worker processes",
+    "workers": "DataLoader worker processes: a number, or auto (0 on a CPU, the process's threads on a GPU)",
     "checkpoint_minutes": "also checkpoint mid-epoch this often",
     "checkpoint_every_steps": "also checkpoint every this many steps (null: only by time and at epoch ends)",
     "progress": "show a progress bar (the whole run's ETA)",
