@@ -2,8 +2,10 @@
 and the CPU global-batch BatchNorm against nn.BatchNorm on the whole batch."""
 
 import math
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -24,6 +26,8 @@ from lejepa.views import (
     collate_views,
     eval_transform,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def random_image(height=40, width=48, seed=0):
@@ -365,3 +369,27 @@ def test_global_batchnorm_two_processes_equals_batchnorm_on_whole_batch(tmp_path
     for rank in (0, 1):
         torch.testing.assert_close(results[rank][2], reference.running_mean, atol=1e-6, rtol=1e-5)
         torch.testing.assert_close(results[rank][3], reference.running_var, atol=1e-6, rtol=1e-5)
+
+
+def pipeline_bench_blocks() -> dict:
+    """bench/results/pipeline.txt -> {workers setting: (ratios of the repeats, printed median)}."""
+    blocks, setting = {}, None
+    for line in (REPO / "bench" / "results" / "pipeline.txt").read_text().splitlines():
+        if line.startswith("# commit"):
+            setting = re.search(r"\d+ workers \((\w+)\)", line).group(1)
+            blocks[setting] = ([], None)
+        elif line.startswith("repeat"):
+            blocks[setting][0].append(float(re.search(r"ratio ([\d.]+)", line).group(1)))
+        elif line.startswith("ratio_vs_model_only"):
+            blocks[setting] = (blocks[setting][0], float(line.split()[-1]))
+    return blocks
+
+
+def test_readme_pipeline_ratios_match_the_committed_bench_output():
+    readme = " ".join((REPO / "README.md").read_text().split())
+    blocks = pipeline_bench_blocks()
+    for setting, (ratios, median) in blocks.items():
+        assert median == pytest.approx(np.median(ratios), abs=5e-4), setting
+        span = f"{median:.3f} (from {min(ratios):.3f} to {max(ratios):.3f})"
+        assert span in readme, span
+    assert len(blocks["auto"][0]) == len(blocks["1"][0]) == 5 and "5 repeats" in readme
