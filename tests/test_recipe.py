@@ -132,3 +132,26 @@ def test_committed_rows_carry_their_commit():
         assert re.fullmatch(r"[0-9a-f]{7,40}(-dirty)?|unknown", row["commit"]), number
         if row["commit"] == "unknown":
             assert re.fullmatch(r"[0-9a-f]{7,40}", row["added_in_commit"]), number
+
+
+def test_docs_resolution_table_is_the_committed_rows():
+    """docs/recipe.md's table of rows 15 on, recomputed from bench/results/recipe.jsonl."""
+    rows = [json.loads(line) for line in (REPO / "bench" / "results" / "recipe.jsonl").read_text().splitlines()]
+    text = (REPO / "docs" / "recipe.md").read_text()
+    section = text[text.index("## Keeping resolution") : text.index("## Flowers102")]
+    lines = [line for line in section.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert len(lines) >= 3
+    for line in lines:
+        number, _, minutes, steps, img_per_s, passes, top1 = [cell.strip() for cell in line.strip("|").split("|")]
+        row = rows[int(number) - 1]
+        assert float(minutes) == row["minutes"] and int(steps) == row["steps"], number
+        assert img_per_s == f"{row['img_per_s']:.0f}" and passes == f"{row['epochs_reached']:.2f}", number
+        assert top1 == f"{row['probe_top1']:.2f}", number
+    default, old = rows[14], rows[10]
+    assert default["setting"] == "default" and old["setting"] == "projector=512-512-128 lam=0.02"
+    assert f"{default['probe_top1']:.2f} against row 11's {old['probe_top1']:.2f}" in " ".join(section.split())
+    assert f"{default['steps']} steps where row 11 trained {old['steps']}" in " ".join(section.split())
+    stem = rows[16]
+    assert stem["setting"] == "small_stem=stride1_maxpool"
+    assert f"{default['img_per_s'] / stem['img_per_s']:.1f} times fewer images per second" in " ".join(section.split())
+    assert f"ends {default['probe_top1'] - stem['probe_top1']:.0f} points lower" in " ".join(section.split())
