@@ -155,3 +155,20 @@ def test_docs_resolution_table_is_the_committed_rows():
     assert stem["setting"] == "small_stem=stride1_maxpool"
     assert f"{default['img_per_s'] / stem['img_per_s']:.1f} times fewer images per second" in " ".join(section.split())
     assert f"ends {default['probe_top1'] - stem['probe_top1']:.0f} points lower" in " ".join(section.split())
+    long, before = rows[17], rows[11]
+    assert long["setting"] == "global_size=48" and long["minutes"] == before["minutes"] == 60
+    assert (f"(row 18, {long['epochs_reached']:.2f} passes) reach {long['probe_top1']:.2f}, "
+            f"{long['probe_top1'] - before['probe_top1']:.2f} points above row 12's {before['probe_top1']:.2f} "
+            f"(the 32-px default, {before['epochs_reached']:.2f} passes") in " ".join(section.split())  # fmt: skip
+
+
+def test_readme_recipe_results_are_the_committed_rows():
+    """The README's "Results so far" rows that name a row of bench/results/recipe.jsonl: its
+    epochs (rounded) and linear-probe top-1."""
+    rows = [json.loads(line) for line in (REPO / "bench" / "results" / "recipe.jsonl").read_text().splitlines()]
+    readme = (REPO / "README.md").read_text()
+    found = re.findall(r"^\| [^|\n]*recipe\.jsonl row (\d+)[^|\n]* \| (\d+) \| ([\d.]+) \|", readme, flags=re.M)
+    assert len(found) >= 2
+    for number, epochs, linear in found:
+        row = rows[int(number) - 1]
+        assert int(epochs) == round(row["epochs_reached"]) and linear == f"{row['probe_top1']:.1f}", number
