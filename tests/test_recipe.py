@@ -123,10 +123,15 @@ def test_tiny_recipe_end_to_end(tiny_data_root, tmp_path):
     assert refused.returncode == 1 and "rows 1..2" in refused.stderr
 
 
+def committed_rows() -> list[dict]:
+    """bench/results/recipe.jsonl, a dict per row (row N is index N - 1)."""
+    return [json.loads(line) for line in (REPO / "bench" / "results" / "recipe.jsonl").read_text().splitlines()]
+
+
 def test_committed_rows_carry_their_commit():
     """Every row of bench/results/recipe.jsonl names the code it was made with; the rows from
     before the bench recorded it say unknown and name the commit that added them."""
-    rows = [json.loads(line) for line in (REPO / "bench" / "results" / "recipe.jsonl").read_text().splitlines()]
+    rows = committed_rows()
     assert rows
     for number, row in enumerate(rows, 1):
         assert re.fullmatch(r"[0-9a-f]{7,40}(-dirty)?|unknown", row["commit"]), number
@@ -136,10 +141,11 @@ def test_committed_rows_carry_their_commit():
 
 def test_docs_resolution_table_is_the_committed_rows():
     """docs/recipe.md's table of rows 15 on, recomputed from bench/results/recipe.jsonl."""
-    rows = [json.loads(line) for line in (REPO / "bench" / "results" / "recipe.jsonl").read_text().splitlines()]
+    rows = committed_rows()
     text = (REPO / "docs" / "recipe.md").read_text()
     section = text[text.index("## Keeping resolution") : text.index("## Flowers102")]
     lines = [line for line in section.splitlines() if re.match(r"\| \d+ \|", line)]
+    prose = " ".join(section.split())
     assert len(lines) >= 3
     for line in lines:
         number, _, minutes, steps, img_per_s, passes, top1 = [cell.strip() for cell in line.strip("|").split("|")]
@@ -149,23 +155,23 @@ def test_docs_resolution_table_is_the_committed_rows():
         assert top1 == f"{row['probe_top1']:.2f}", number
     default, old = rows[14], rows[10]
     assert default["setting"] == "default" and old["setting"] == "projector=512-512-128 lam=0.02"
-    assert f"{default['probe_top1']:.2f} against row 11's {old['probe_top1']:.2f}" in " ".join(section.split())
-    assert f"{default['steps']} steps where row 11 trained {old['steps']}" in " ".join(section.split())
+    assert f"{default['probe_top1']:.2f} against row 11's {old['probe_top1']:.2f}" in prose
+    assert f"{default['steps']} steps where row 11 trained {old['steps']}" in prose
     stem = rows[16]
     assert stem["setting"] == "small_stem=stride1_maxpool"
-    assert f"{default['img_per_s'] / stem['img_per_s']:.1f} times fewer images per second" in " ".join(section.split())
-    assert f"ends {default['probe_top1'] - stem['probe_top1']:.0f} points lower" in " ".join(section.split())
+    assert f"{default['img_per_s'] / stem['img_per_s']:.1f} times fewer images per second" in prose
+    assert f"ends {default['probe_top1'] - stem['probe_top1']:.0f} points lower" in prose
     long, before = rows[17], rows[11]
     assert long["setting"] == "global_size=48" and long["minutes"] == before["minutes"] == 60
     assert (f"(row 18, {long['epochs_reached']:.2f} passes) reach {long['probe_top1']:.2f}, "
             f"{long['probe_top1'] - before['probe_top1']:.2f} points above row 12's {before['probe_top1']:.2f} "
-            f"(the 32-px default, {before['epochs_reached']:.2f} passes") in " ".join(section.split())  # fmt: skip
+            f"(the 32-px default, {before['epochs_reached']:.2f} passes") in prose  # fmt: skip
 
 
 def test_readme_recipe_results_are_the_committed_rows():
     """The README's "Results so far" rows that name a row of bench/results/recipe.jsonl: its
     epochs (rounded) and linear-probe top-1."""
-    rows = [json.loads(line) for line in (REPO / "bench" / "results" / "recipe.jsonl").read_text().splitlines()]
+    rows = committed_rows()
     readme = (REPO / "README.md").read_text()
     found = re.findall(r"^\| [^|\n]*recipe\.jsonl row (\d+)[^|\n]* \| (\d+) \| ([\d.]+) \|", readme, flags=re.M)
     assert len(found) >= 2
