@@ -369,13 +369,14 @@ def test_tensorboard_without_the_package_names_the_setting(tiny_dataset, tmp_pat
     assert not (tmp_path / "run").exists()  # stopped before any work
 
 
-def test_tensorboard_off_leaves_resolved_settings_as_they_were():
-    """tensorboard was added after runs were trained: at its default it is not in a run's resolved
-    settings (the workflow's params), set it is."""
-    pretrain = {"scales": {"s": {"settings": tiny_train_config("d", "o")}}, "runs": {"r": {"scale": "s"}, "t": {
-        "scale": "s", "tensorboard": True}}}  # fmt: skip
-    assert "tensorboard" not in train.resolve_run(pretrain, "r")[0]
-    assert train.resolve_run(pretrain, "t")[0]["tensorboard"] is True
+def test_the_workflow_params_leave_out_only_the_execution_keys():
+    """result_settings (the pretrain rule's params) drops how a run executes and keeps what it computes."""
+    pretrain = {"scales": {"s": {"settings": tiny_train_config("d", "o")}}, "runs": {"r": {"scale": "s"}}}
+    settings, _ = train.resolve_run(pretrain, "r")
+    tracked = train.result_settings(settings)
+    assert set(settings) - set(tracked) == set(train.EXECUTION_KEYS)
+    assert set(train.TRAINING_KEYS) - set(train.ADDED_TRAINING_KEYS) <= set(tracked)
+    assert {"run", "scale", "data_dir", "out_dir", "eval_split", "eval_every"} <= set(tracked)
     with pytest.raises(ValueError, match="tensorboard must be true or false, got 'yes'"):
         train.check_config({**tiny_train_config("d", "o"), "tensorboard": "yes"})
 

@@ -210,6 +210,32 @@ def test_editing_one_figure_reruns_only_that_figure(workflow_copy):
     assert "Params have changed" in edited.stdout
 
 
+def test_execution_settings_never_plan_a_finished_run_again(workflow_copy):
+    """A finished pretrain run (stub outputs) stays finished when its device, workers or progress bar
+    change; a training setting (lr) plans it again."""
+    from lejepa.data import DATASETS
+
+    (workflow_copy / "workflow" / "scripts" / "pretrain.py").write_text(STUB_SCRIPT)
+    data = workflow_copy / "data" / "cifar10"
+    data.mkdir(parents=True)
+    for name in ["meta.json", *(f"{split}.npz" for split in DATASETS["cifar10"].splits)]:
+        (data / name).write_text("prepared\n")
+    target = "runs/cifar10_resnet18_tiny/final.pt"
+    build = run_snakemake("--cores", "1", target, cwd=workflow_copy)
+    assert build.returncode == 0, output_of(build)
+
+    def planned_with(settings: dict, name: str) -> list[str]:
+        override = write_yaml({"pretrain": {"scales": {"tiny": {"settings": settings}}}}, workflow_copy / name)
+        dry_run = run_snakemake("-n", target, "--rerun-triggers", "params", "--configfile", str(override),
+                                cwd=workflow_copy)  # fmt: skip
+        assert dry_run.returncode == 0, output_of(dry_run)
+        return planned_jobs(dry_run.stdout)
+
+    execution = {"device": "cuda", "workers": 3, "progress": False, "checkpoint_minutes": 1.0, "compile": True}
+    assert planned_with(execution, "execution.yaml") == []
+    assert planned_with({"lr": 0.01}, "training.yaml") == ["pretrain"]
+
+
 def test_failing_rule_leaves_no_partial_output(workflow_copy):
     (workflow_copy / "workflow" / "scripts" / "synthetic_figure.py").write_text(FAILING_SCRIPT)
     result = run_snakemake("--cores", "1", "figures/fig20.pdf", cwd=workflow_copy)

@@ -69,9 +69,9 @@ from lejepa.loss import prediction_loss
 from lejepa.models import convert_sync_batchnorm, encoder_from_config
 from lejepa.progress import format_duration, time_left
 from lejepa.train_config import (  # noqa: F401  (the settings need no torch; re-exported here)
-    ADDED_RUNTIME_KEYS,
     ADDED_TRAINING_KEYS,
     DEFAULT_RESOURCES,
+    EXECUTION_KEYS,
     RUNTIME_DEFAULTS,
     TRAINING_KEYS,
     build_parser,
@@ -79,6 +79,8 @@ from lejepa.train_config import (  # noqa: F401  (the settings need no torch; re
     config_from_arguments,
     load_config,
     resolve_run,
+    resolve_workflow_run,
+    result_settings,
 )
 from lejepa.views import MultiCropViews, SeededViews, collate_views, eval_transform
 

@@ -83,9 +83,11 @@ RUNTIME_DEFAULTS = {
     "tensorboard": False,  # also write metrics.csv's scalars to <out_dir>/tensorboard (needs tensorboard)
 }
 
-# Runtime keys added after runs were trained: left out of a run's resolved settings while they
-# hold their default, like ADDED_TRAINING_KEYS, so the workflow's params of existing runs stay.
-ADDED_RUNTIME_KEYS = {"tensorboard": False}
+# Runtime keys that say how a run executes, not what it computes or writes: the workflow's pretrain
+# rule leaves them out of its params (`result_settings`), so that moving a finished run to a GPU,
+# another thread count or more data workers never plans it again.
+EXECUTION_KEYS = ("device", "threads", "workers", "checkpoint_minutes", "checkpoint_every_steps", "progress",
+                  "channels_last", "compile", "tensorboard")
 
 
 # Resources of a run whose scale and run give none (Snakemake `threads` / `resources`).
@@ -195,8 +197,19 @@ def resolve_run(pretrain: dict, run: str, *, default_scale: str = "small") -> tu
         raise ValueError(f"pretrain run {run!r}: {error}") from None
     # A key added since a run was trained is left out while it holds its old behaviour, so the
     # workflow's params (this config) of that run stay what Snakemake recorded when it trained.
-    added = {**ADDED_TRAINING_KEYS, **ADDED_RUNTIME_KEYS}
+    added = ADDED_TRAINING_KEYS
     return {k: v for k, v in config.items() if k not in added or v != added[k]}, resources
+
+
+def resolve_workflow_run(config: dict, run: str) -> tuple[dict, dict]:
+    """The workflow's config (config/*.yaml merged) + a run name -> resolve_run's (settings,
+    resources), at the config's `scale` unless the run names its own."""
+    return resolve_run(config["pretrain"], run, default_scale=config.get("scale", "small"))
+
+
+def result_settings(settings: dict) -> dict:
+    """A run's settings without EXECUTION_KEYS: what the pretrain rule's params track."""
+    return {key: value for key, value in settings.items() if key not in EXECUTION_KEYS}
 
 
 def load_config(path: str | os.PathLike) -> dict:

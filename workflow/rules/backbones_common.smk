@@ -40,4 +40,4 @@ def fig9_run_settings():
         for cell in table_cells_here("fig9")
         if cell["run"] and cell["run_kind"] == "pretrained"
     }
-    return {run: pretrain_settings(run)[0] for run in sorted(runs)}
+    return {run: result_settings(pretrain_settings(run)[0]) for run in sorted(runs)}

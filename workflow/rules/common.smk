@@ -15,7 +15,7 @@ from lejepa.data import (
 )
 from lejepa.probe_spec import PROBE_PATTERN, parse_probe_name
 from lejepa.tables import table_cells
-from lejepa.train_config import resolve_run
+from lejepa.train_config import resolve_workflow_run, result_settings
 
 # Figures of the paper built from synthetic data, in the paper's order.
 # Each has compute_figN/draw_figN in src/lejepa/synthetic/ (lejepa.synthetic.experiment).
@@ -73,9 +73,7 @@ RETRIES = config.get("retries", 2)
 
 def pretrain_settings(run):
     """(flat training config, resources) of one run: its scale's settings + its own keys."""
-    return resolve_run(
-        config["pretrain"], run, default_scale=config.get("scale", "small")
-    )
+    return resolve_workflow_run(config, run)
 
 
 def pretrain_targets(runs=PRETRAIN_RUNS):
@@ -110,11 +108,7 @@ def probe_encoder_spec(run):
         }
     if kind == "random_init":
         baseline = config["probe"]["random_init"][run]
-        run_config, _ = resolve_run(
-            config["pretrain"],
-            baseline["like"],
-            default_scale=config.get("scale", "small"),
-        )
+        run_config, _ = resolve_workflow_run(config, baseline["like"])
         # patch_size and num_registers (ViTs) only where a run sets them: the params of the
         # baselines of other runs stay as they were
         architecture = (

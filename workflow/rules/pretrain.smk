@@ -6,7 +6,8 @@
 # runs/<run>/metrics.csv. runs/<run>/checkpoint.pt is deliberately not an output:
 # Snakemake deletes the outputs of a failed or interrupted job, and the checkpoint
 # must survive so that rerunning the job resumes where it stopped. The params hold
-# only this run's resolved settings, so editing one run (or its scale) reruns only
+# only this run's resolved settings, less those that only say how it executes
+# (lejepa.train_config.EXECUTION_KEYS), so editing one run (or its scale) reruns only
 # the runs concerned; a run whose training settings changed starts afresh.
 #
 # A preempted, killed or timed-out job is retried (`retries`), and the retry resumes
@@ -57,6 +58,8 @@ rule pretrain:
         ],
         slurm_extra=lambda wc: pretrain_settings(wc.run)[1].get("slurm_extra", ""),
     params:
-        settings=lambda wc: pretrain_settings(wc.run)[0],
+        # What the run computes; the script takes the execution keys (device, threads,
+        # workers, ...) from the config, so that changing them never plans a finished run again.
+        settings=lambda wc: result_settings(pretrain_settings(wc.run)[0]),
     script:
         "../scripts/pretrain.py"

@@ -66,7 +66,7 @@ def pool_entries():
                 {
                     "run": run,
                     "sweep": sweep,
-                    "settings": pretrain_settings(run)[0],
+                    "settings": result_settings(pretrain_settings(run)[0]),
                     "probe": at_scale["probe"],
                     "probe_dataset": at_scale["dataset"],
                     "result": f"results/{run}/{at_scale['probe']}/{at_scale['dataset']}.json",
@@ -94,7 +94,7 @@ def pool_entries():
                 {
                     "run": run,
                     "sweep": sweep_of.get(run, ""),
-                    "settings": settings,
+                    "settings": result_settings(settings),
                     "probe": probe,
                     "probe_dataset": settings["dataset"],
                     "result": result,

@@ -16,13 +16,13 @@ import yaml
 from lejepa.io import send_output_to_log, write_text
 from lejepa.launch import job_layout, launch_command
 from lejepa.tables import write_run_provenance
-from lejepa.train import main
+from lejepa.train import main, resolve_workflow_run
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake's script directive)
 
 log_file = send_output_to_log(snakemake.log[0], append=True, include_stdout=True)  # a resumed run keeps its earlier log
 
-settings = dict(snakemake.params.settings)
+settings, _ = resolve_workflow_run(snakemake.config, snakemake.wildcards.run)  # params: all but the execution keys
 layout = job_layout(snakemake.resources, snakemake.threads)
 settings["threads"] = layout.cpus_per_task
 config_path = os.path.join(settings["out_dir"], "config.yaml")
