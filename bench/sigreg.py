@@ -1,7 +1,7 @@
 """Time SIGReg forward + backward for the paper's table 6 grid, per Epps-Pulley path.
 
     python bench/sigreg.py [--grid paper|small] [--device cpu|cuda]
-        [--paths auto recurrence materialised] [--baselines naive algorithm1 lightly] [--out FILE]
+        [--paths auto recurrence materialised compiled] [--baselines naive algorithm1 lightly] [--out FILE]
 
 On a GPU, the run whose output is committed (about 2 minutes on an H100):
 
@@ -9,8 +9,9 @@ On a GPU, the run whose output is committed (about 2 minutes on an H100):
 
 One table per path of lejepa's SIGReg ("ours", lejepa.sigreg.PATHS): "recurrence"
 (over knots), "materialised" (cos/sin of about 2 sqrt(knots) angles per entry,
-batched matmuls) and "auto" (what SIGReg picks on that device: materialised on
-CUDA up to N*M*knots = 2**27, recurrence above it and on CPU). Each row: mean +- std over --repeats
+batched matmuls), "compiled" (torch.compile of the direct formula; CUDA graphs on
+CUDA; its compile falls in the warm-up) and "auto" (what SIGReg picks on that device:
+materialised on CUDA up to N*M*knots = 2**27, recurrence above it and on CPU). Each row: mean +- std over --repeats
 runs after --warmup, the peak extra memory of one pass, the launches of one
 forward + backward, the paper's V100 time (lejepa.tables.PAPER_TABLE6) and
 ours / paper. Launches: on CUDA the kernels (and memcpy/memset) in

@@ -1,6 +1,6 @@
 """SIGReg against a numpy re-implementation of its definition, plus
-directions, determinism, gradients and validation; its two Epps-Pulley paths
-(recurrence, materialised) against each other and the brute-force (N, M, knots)
+directions, determinism, gradients and validation; its Epps-Pulley paths
+(recurrence, materialised, compiled) against each other and the brute-force (N, M, knots)
 materialisation, including chunk boundaries and 2 gloo processes."""
 
 import types
@@ -218,8 +218,8 @@ SHAPES = [
 
 @pytest.mark.parametrize("n, m, knots, chunk_entries", SHAPES)
 def test_paths_agree_with_each_other_and_brute_force(n, m, knots, chunk_entries, monkeypatch):
-    """Value and gradient wrt z in float64: materialised = recurrence = autograd through
-    the (N, M, knots) cos and sin (``naive_sigreg``), on a non-Gaussian z."""
+    """Value and gradient wrt z in float64: materialised = recurrence = compiled = autograd
+    through the (N, M, knots) cos and sin (``naive_sigreg``), on a non-Gaussian z."""
     if chunk_entries is not None:
         monkeypatch.setattr(sigreg_module, "MATERIALISED_CHUNK_ENTRIES", chunk_entries)
     generator = torch.Generator().manual_seed(n + m + knots)
@@ -227,7 +227,7 @@ def test_paths_agree_with_each_other_and_brute_force(n, m, knots, chunk_entries,
     z[:, 0] = z[:, 0] ** 2  # skewed, so the statistic and its gradient are far from the null
     directions = random_directions(dim=6, num_slices=m, step=2)
     reference_value, reference_gradient = value_and_gradient(lambda v: naive_sigreg(v, directions, knots=knots), z)
-    for path in ("recurrence", "materialised"):
+    for path in ("recurrence", "materialised", "compiled"):
         sigreg = SIGReg(num_slices=m, knots=knots, path=path)
         value, gradient = value_and_gradient(lambda v: sigreg(v, step=2), z)
         torch.testing.assert_close(value, reference_value, rtol=1e-12, atol=0, msg=path)
@@ -281,7 +281,7 @@ def test_materialised_gradcheck(monkeypatch):
         assert torch.autograd.gradcheck(lambda v: sigreg(v, step=0), (z,))
 
 
-def test_auto_path_is_materialised_on_cuda_below_the_threshold_only():
+def test_auto_path_is_materialised_on_cuda_below_the_threshold_only(monkeypatch):
     def projections(n, m, device):  # choose_path reads the shape and the device only
         return types.SimpleNamespace(shape=(n, m), device=torch.device(device))
 
@@ -296,6 +296,8 @@ def test_auto_path_is_materialised_on_cuda_below_the_threshold_only():
         assert choose_path(projections(512, 512, "cuda"), knots=17, path=path) == path
         assert choose_path(projections(512, 512, "cpu"), knots=17, path=path) == path
     assert "path='auto'" in repr(SIGReg())
+    monkeypatch.setattr(sigreg_module, "_is_distributed", lambda: True)  # compiled sums one process's samples
+    assert choose_path(projections(512, 512, "cuda"), knots=17, path="compiled") == "materialised"
 
 
 def test_tf32_is_off_inside_the_materialised_matmuls_and_restored_after():

@@ -35,9 +35,16 @@ Two paths compute the Epps-Pulley sums, exact against each other (``path=``):
   the projection, whatever the knots (chunks over M when the table exceeds
   MATERIALISED_CHUNK_ENTRIES).
 
+- "compiled" (``compiled_epps_pulley``): the statistic written directly on the (N, M,
+  knots) angles, as the straightforward implementation is, and handed to torch.compile,
+  which fuses the angles into the reductions over samples (forward) and knots (backward)
+  so they are never held in memory; on CUDA in mode "reduce-overhead", which replays
+  forward and backward as one CUDA graph each. The first call of a shape compiles
+  (seconds to a minute). One process only: under torch.distributed it is "materialised".
+
 "auto" (the default) takes "materialised" on CUDA when N * M * knots is at most
 AUTO_MATERIALISED_MAX_ENTRIES and "recurrence" otherwise and on CPU (where it is the
-faster one).
+faster one). It does not take "compiled" until a GPU timing shows where it is faster.
 
 A test of your own: pass ``test=`` a function from projections (N, M) to one
 statistic per column (M,); under torch.distributed it receives the projections
@@ -66,12 +73,13 @@ __all__ = [
     "global_sum",
     "global_count",
     "materialised_epps_pulley",
+    "compiled_epps_pulley",
     "choose_path",
 ]
 
 DIRECTIONS = ("gaussian", "sobol")
 
-PATHS = ("auto", "recurrence", "materialised")
+PATHS = ("auto", "recurrence", "materialised", "compiled")
 
 # "auto" takes the materialised path on CUDA up to this N * M * knots. Timed on an
 # H200 (bench/results/sigreg-cuda.txt), it is the faster path up to 2**26 (N = 8192,
@@ -387,9 +395,51 @@ def materialised_epps_pulley(
     return _MaterialisedEppsPulley.apply(x, float(t_max), knots, int(chunk_entries))
 
 
+# --------------------------------------------------------------------------
+# Epps-Pulley, compiled path
+# --------------------------------------------------------------------------
+
+
+def _epps_pulley_on_angles(x: Tensor, t: Tensor, gaussian_cf: Tensor, weights: Tensor) -> Tensor:
+    """``lejepa.stats.epps_pulley`` per column written on the angles, for torch.compile.
+    x (N, M), t, gaussian_cf, weights (K,) -> (M,)."""
+    angles = x[:, :, None] * t  # (N, M, K): compiled, it is fused into the two reductions
+    cos_error = torch.cos(angles).mean(0) - gaussian_cf  # (M, K)
+    sin_mean = torch.sin(angles).mean(0)  # (M, K)
+    # a weighted sum rather than a matvec, so no TF32 setting can touch it
+    return x.shape[0] * ((cos_error.square() + sin_mean.square()) * weights).sum(-1)  # (M,)
+
+
+@lru_cache(maxsize=None)
+def _compiled_on(device_type: str):
+    """The compiled ``_epps_pulley_on_angles`` for one device type (CUDA: CUDA graphs)."""
+    mode = "reduce-overhead" if device_type == "cuda" else None
+    return torch.compile(_epps_pulley_on_angles, mode=mode, fullgraph=True)
+
+
+def compiled_epps_pulley(x: Tensor, *, t_max: float = 3.0, knots: int = 17) -> Tensor:
+    """``lejepa.stats.epps_pulley`` per column, one process, through torch.compile (see the
+    module docstring; the first call of a shape, dtype or device compiles).
+
+    Args:
+        x: samples, (N, M); half precision is computed in float32.
+        t_max, knots: the quadrature, ``knots`` points on [0, t_max].
+
+    Returns:
+        The statistic per column, (M,).
+    """
+    if x.dtype not in (torch.float32, torch.float64):
+        x = x.float()
+    t, gaussian_cf, weights = stats.quadrature(t_max=t_max, knots=knots, dtype=x.dtype, device=x.device)
+    return _compiled_on(x.device.type)(x, t, gaussian_cf, weights)
+
+
 def choose_path(x: Tensor, *, knots: int, path: str = "auto") -> str:
     """The path ``path`` resolves to for projections x (N, M): "auto" is "materialised"
-    on CUDA when N * M * knots <= AUTO_MATERIALISED_MAX_ENTRIES, else "recurrence"."""
+    on CUDA when N * M * knots <= AUTO_MATERIALISED_MAX_ENTRIES, else "recurrence";
+    "compiled" under torch.distributed is "materialised" (it sums one process's samples)."""
+    if path == "compiled" and _is_distributed():
+        return "materialised"
     if path != "auto":
         return path
     small = x.shape[0] * x.shape[1] * knots <= AUTO_MATERIALISED_MAX_ENTRIES
@@ -450,9 +500,10 @@ class SIGReg(nn.Module):
             "gaussian" or "sobol" (see ``random_directions``).
         path:
             How the Epps-Pulley sums are computed (the other tests ignore it): "recurrence"
-            (``lejepa.stats.ecf_sums``), "materialised" (``materialised_epps_pulley``), or
-            "auto" (``choose_path``: materialised on CUDA up to AUTO_MATERIALISED_MAX_ENTRIES,
-            recurrence otherwise and on CPU). The paths agree to rounding.
+            (``lejepa.stats.ecf_sums``), "materialised" (``materialised_epps_pulley``),
+            "compiled" (``compiled_epps_pulley``, one process), or "auto" (``choose_path``:
+            materialised on CUDA up to AUTO_MATERIALISED_MAX_ENTRIES, recurrence otherwise
+            and on CPU). The paths agree to rounding.
 
     Examples:
 
@@ -547,8 +598,11 @@ class SIGReg(nn.Module):
         family = TESTS[self.test]
         n_local = projections.shape[0]
         if family == "characteristic_function":
-            if choose_path(projections, knots=self.knots, path=self.path) == "materialised":
+            path = choose_path(projections, knots=self.knots, path=self.path)
+            if path == "materialised":
                 return materialised_epps_pulley(projections, t_max=self.t_max, knots=self.knots)
+            if path == "compiled":
+                return compiled_epps_pulley(projections, t_max=self.t_max, knots=self.knots)
             cos_sums, sin_sums = stats.ecf_sums(projections, t_max=self.t_max, knots=self.knots)
             n = global_count(n_local, like=cos_sums)
             return stats.epps_pulley_from_ecf(
