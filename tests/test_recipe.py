@@ -1,6 +1,7 @@
 """lejepa.recipe (the budget-fitted schedule: pure arithmetic) and its command line
 bench/recipe.py, one tiny end-to-end run."""
 
+import hashlib
 import json
 import math
 import os
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_train_config
 
-from lejepa import recipe
+from lejepa import recipe, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -123,6 +125,29 @@ def test_tiny_recipe_end_to_end(tiny_data_root, tmp_path):
     assert refused.returncode == 1 and "rows 1..2" in refused.stderr
 
 
+def test_probe_resolution_end_to_end(tiny_data_root, tiny_dataset, tmp_path):
+    """bench/probe_resolution.py on a tiny trained encoder: a row per size, each naming the
+    checkpoint by its sha256, and the last line names the best size."""
+    run = tmp_path / "run"
+    train.main(tiny_train_config(tiny_dataset, run, epochs=1))
+    out = tmp_path / "sizes.jsonl"
+    command = [
+        sys.executable, str(REPO / "bench" / "probe_resolution.py"), "--checkpoint", str(run / "final.pt"),
+        "--sizes", "16", "24", "--label", "tiny", "--data-root", str(tiny_data_root), "--threads", "1",
+        "--out", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["size"] for row in rows] == [16, 24] and {row["global_size"] for row in rows} == {16}
+    assert {row["checkpoint_sha256"] for row in rows} == {hashlib.sha256((run / "final.pt").read_bytes()).hexdigest()}
+    assert all(row["dataset"] == "tiny" and row["num_probe_test"] == 32 for row in rows)
+    best = max(rows, key=lambda row: row["probe_top1"])
+    gain = best["probe_top1"] - rows[0]["probe_top1"]
+    expected = f"best_size: {best['size']} (top-1 {best['probe_top1']:.2f}, {gain:+.2f} points over global_size)"
+    assert done.stdout.strip().splitlines()[-1] == expected
+
+
 def committed_rows() -> list[dict]:
     """bench/results/recipe.jsonl, a dict per row (row N is index N - 1)."""
     return [json.loads(line) for line in (REPO / "bench" / "results" / "recipe.jsonl").read_text().splitlines()]
@@ -166,6 +191,38 @@ def test_docs_resolution_table_is_the_committed_rows():
     assert (f"(row 18, {long['epochs_reached']:.2f} passes) reach {long['probe_top1']:.2f}, "
             f"{long['probe_top1'] - before['probe_top1']:.2f} points above row 12's {before['probe_top1']:.2f} "
             f"(the 32-px default, {before['epochs_reached']:.2f} passes") in prose  # fmt: skip
+    today = rows[18]
+    assert today["setting"] == "default" and today["minutes"] == 60
+    assert (f"(row 19, {today['epochs_reached']:.2f} passes) reach {today['probe_top1']:.2f}. That is "
+            f"{today['probe_top1'] - long['probe_top1']:.2f} points above row 18") in prose  # fmt: skip
+    assert f"and {today['probe_top1'] - before['probe_top1']:.2f} above row 12" in prose
+    assert f"row 19 is {65 - today['probe_top1']:.2f} points short" in prose
+
+
+def probe_resolution_rows() -> list[dict]:
+    path = REPO / "bench" / "results" / "probe_resolution.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_docs_probe_resolution_table_is_the_committed_rows():
+    """docs/recipe.md's probe sizes, recomputed from bench/results/probe_resolution.jsonl: one
+    encoder (row 19's), whose 32-px probe is row 19's number again."""
+    rows, encoder = probe_resolution_rows(), committed_rows()[18]
+    assert len({row["checkpoint_sha256"] for row in rows}) == 1 and "row 19" in rows[0]["label"]
+    text = (REPO / "docs" / "recipe.md").read_text()
+    section = text[text.index("### Probing at a larger size") : text.index("## Flowers102")]
+    lines = [line for line in section.splitlines() if re.match(r"\| \d+ px", line)]
+    assert len(lines) == len(rows)
+    for line, row in zip(lines, rows):
+        size, extract_s, top1 = [cell.strip() for cell in line.strip("|").split("|")]
+        assert size.startswith(f"{row['size']} px") and extract_s == f"{row['extract_s']:.0f}", line
+        assert top1 == f"{row['probe_top1']:.2f}", line
+    by_size = {row["size"]: row["probe_top1"] for row in rows}
+    assert by_size[encoder["config"]["global_size"]] == encoder["probe_top1"]
+    best = max(by_size, key=by_size.get)
+    prose = " ".join(section.split())
+    assert f"The best size, {best} px, adds {by_size[best] - by_size[32]:.2f} points" in prose
+    assert f"64 px adds {by_size[64] - by_size[32]:.2f}" in prose
 
 
 def test_readme_recipe_results_are_the_committed_rows():
@@ -178,3 +235,8 @@ def test_readme_recipe_results_are_the_committed_rows():
     for number, epochs, linear in found:
         row = rows[int(number) - 1]
         assert int(epochs) == round(row["epochs_reached"]) and linear == f"{row['probe_top1']:.1f}", number
+    prose = " ".join(readme.split())
+    today, wider = rows[18], rows[17]
+    assert f"{today['probe_top1'] - wider['probe_top1']:.1f} points above 48-px global views" in prose
+    by_size = {row["size"]: row["probe_top1"] for row in probe_resolution_rows()}
+    assert f"at 40 px instead of 32 adds {by_size[40] - by_size[32]:.1f} points" in prose
