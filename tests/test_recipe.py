@@ -197,6 +197,13 @@ def test_docs_resolution_table_is_the_committed_rows():
             f"{today['probe_top1'] - long['probe_top1']:.2f} points above row 18") in prose  # fmt: skip
     assert f"and {today['probe_top1'] - before['probe_top1']:.2f} above row 12" in prose
     assert f"row 19 is {65 - today['probe_top1']:.2f} points short" in prose
+    fewer = rows[19]
+    assert fewer["setting"] == "n_local=2" and fewer["minutes"] == 60
+    assert (f"train {fewer['img_per_s'] / today['img_per_s']:.2f} times the images per second "
+            f"({fewer['epochs_reached']:.2f} passes) and reach {fewer['probe_top1']:.2f}, "
+            f"{fewer['probe_top1'] - today['probe_top1']:.2f} points above row 19") in prose  # fmt: skip
+    assert f"still {65 - fewer['probe_top1']:.2f} points short of 65 %" in prose
+    assert f"took {fewer['train_wall_s']:.0f} s of the 3600 s budget" in prose
 
 
 def probe_resolution_rows() -> list[dict]:
@@ -238,5 +245,6 @@ def test_readme_recipe_results_are_the_committed_rows():
     prose = " ".join(readme.split())
     today, wider = rows[18], rows[17]
     assert f"{today['probe_top1'] - wider['probe_top1']:.1f} points above 48-px global views" in prose
+    assert f"(row 20) are {rows[19]['probe_top1'] - today['probe_top1']:.1f} points above the default" in prose
     by_size = {row["size"]: row["probe_top1"] for row in probe_resolution_rows()}
     assert f"at 40 px instead of 32 adds {by_size[40] - by_size[32]:.1f} points" in prose
