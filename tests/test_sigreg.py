@@ -374,7 +374,8 @@ def sigreg_timings(text: str) -> dict[str, list[dict]]:
             shape, timing, paper = (part.split() for part in line.split("|"))
             rows.append({
                 "n": int(shape[0]), "m": int(shape[1]), "knots": int(shape[2]), "ms": float(timing[0]),
-                "launches": int(timing[4]), "paper_ms": None if paper[0] == "-" else float(paper[0]),
+                "peak_mb": float(timing[3]), "launches": None if timing[4] == "?" else int(timing[4]),
+                "paper_ms": None if paper[0] == "-" else float(paper[0]),
             })  # fmt: skip
         elif not line.strip():
             rows = None
@@ -413,3 +414,24 @@ def test_readme_gpu_timing_matches_the_committed_bench_output():
     for shape, text in (((32768, 512, 16), "N = 32768, M = 512"), ((8192, 8192, 16), "N = M = 8192")):
         recurrence, materialised = by_path["recurrence"][shape], by_path["materialised"][shape]
         assert f"{text}: {recurrence:.2f} ms against {materialised:.2f}" in readme
+
+
+def test_readme_cpu_timing_of_the_compiled_path_matches_the_committed_bench_output():
+    """README's sentence on the compiled path on this CPU, recomputed from bench/results/sigreg-cpu.txt:
+    its peak extra memory against the naive version's (which holds the (N, M, knots) angles) and
+    its time against the recurrence's, over the rows of the small grid."""
+    repo = Path(__file__).parents[1]
+    text = (repo / "bench" / "results" / "sigreg-cpu.txt").read_text()
+    timings = sigreg_timings(text)
+    compiled = {(row["n"], row["m"], row["knots"]): row for row in timings["compiled"]}
+    recurrence = {(row["n"], row["m"], row["knots"]): row["ms"] for row in timings["recurrence"]}
+    baselines = text[text.index("## baselines") :].splitlines()
+    assert "naive ms" in baselines[1].split("|")[1]
+    naive_mb = [float(line.split("|")[1].split()[3]) for line in baselines if line.split()[0].isdigit()]
+    peaks = [row["peak_mb"] for row in compiled.values()]
+    ratios = [row["ms"] / recurrence[shape] for shape, row in compiled.items()]
+    assert len(naive_mb) == len(compiled) and max(peaks) < min(naive_mb)
+    readme = " ".join((repo / "README.md").read_text().split())
+    assert (f"its peak extra memory is {min(peaks):.1f}-{max(peaks):.1f} MB on the small grid's rows, against "
+            f"{min(naive_mb):.0f}-{max(naive_mb):.0f} MB for the naive version, and its time "
+            f"{min(ratios):.2f}-{max(ratios):.2f} times the recurrence's") in readme  # fmt: skip
