@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import sys
 from pathlib import Path
 
 import torch
 
 from lejepa.data.format import sha256_of
-from lejepa.io import write_text
+from lejepa.io import append_json_lines
 from lejepa.models import load_encoder
 from lejepa.recipe import code_commit, linear_probe
 
@@ -49,11 +48,6 @@ def parse_args(argv):
     if any(size < 8 for size in args.sizes):
         parser.error(f"--sizes must be at least 8 px, got {args.sizes}")
     return args
-
-
-def append_rows(rows: list[dict], path: Path) -> None:
-    previous = path.read_text() if path.exists() else ""
-    write_text(previous + "".join(json.dumps(row) + "\n" for row in rows), path)
 
 
 def main(argv=None) -> list[dict]:
@@ -81,7 +75,7 @@ def main(argv=None) -> list[dict]:
         rows.append({**provenance, "size": size, **result})
         print(f"size {size}: top-1 {result['probe_top1']:.2f} % (features {result['extract_s']:.0f} s, "
               f"probe {result['probe_s']:.0f} s)", flush=True)  # fmt: skip
-    append_rows(rows, args.out)
+    append_json_lines(rows, args.out)
     best = max(rows, key=lambda row: row["probe_top1"])
     at_train_size = [row["probe_top1"] for row in rows if row["size"] == provenance["global_size"]]
     gain = f", {best['probe_top1'] - at_train_size[0]:+.2f} points over global_size" if at_train_size else ""

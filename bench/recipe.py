@@ -76,7 +76,7 @@ import yaml
 from lejepa import train
 from lejepa.data import DATASETS, EncodedImages, prepare
 from lejepa.features import random_init_encoder
-from lejepa.io import write_text
+from lejepa.io import append_json_lines
 from lejepa.plots import plt, save_figure, use_paper_style
 from lejepa.recipe import (
     calibrate,
@@ -143,14 +143,6 @@ def setting_label(args, overrides: dict) -> str:
 
 
 # ---------------------------------------------------------------- results file
-
-
-def append_row(row: dict, path: Path) -> None:
-    """Rewrite the JSON-lines file with one more row, through a temporary file and a rename."""
-    old = path.read_text() if path.exists() else ""
-    if old and not old.endswith("\n"):
-        old += "\n"
-    write_text(old + json.dumps(row) + "\n", path)
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -365,7 +357,7 @@ def main(argv=None) -> dict | None:
     print("extracting frozen backbone features ...", flush=True)
     row.update(linear_probe(encoder, root, name=args.dataset, size=config["global_size"], config=config))
     row["config"] = {k: v for k, v in config.items() if k not in ("out_dir", "data_dir")}
-    append_row(row, args.out)
+    append_json_lines([row], args.out)
 
     print(
         f"setting: {row['setting']}  ({args.dataset}, {row['backbone']}, seed {args.seed}, "

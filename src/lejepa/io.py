@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import logging
 import os
 import re
@@ -100,6 +101,15 @@ def write_csv(frame, path) -> None:
 def write_text(text: str, path) -> None:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text)
+
+
+def append_json_lines(rows, path) -> None:
+    """Rewrite the JSON-lines file ``path`` with one more line per row (dicts), through a
+    temporary file and a rename (a file whose last line lacks its newline gets one)."""
+    old = Path(path).read_text() if Path(path).exists() else ""
+    if old and not old.endswith("\n"):
+        old += "\n"
+    write_text(old + "".join(json.dumps(row) + "\n" for row in rows), path)
 
 
 def send_output_to_log(path, *, append: bool = False, include_stdout: bool = False):
