@@ -143,7 +143,7 @@ def test_every_configured_run_resolves():
         32,
         16,
         2,
-        4,
+        2,  # 2 local views since recipe.jsonl row 20 (docs/recipe.md)
     )
     assert (small["batch_size"], small["lr"], small["lam"], small["num_slices"]) == (256, 2e-3, 0.02, 256)
     assert small["projector"] == "512-512-128"  # docs/recipe.md
