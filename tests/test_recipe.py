@@ -247,7 +247,7 @@ def test_readme_recipe_results_are_the_committed_rows():
     assert f"{today['probe_top1'] - wider['probe_top1']:.1f} points above 48-px ones" in prose
     fewer = rows[19]
     assert f"(row 20) are {fewer['probe_top1'] - today['probe_top1']:.1f} points above row 19" in prose
-    assert f"At row 20's {fewer['img_per_s']:.0f} images per second that is about " \
-           f"{10 * fewer['num_train'] / fewer['img_per_s'] / 60:.0f} min of training" in prose
+    assert (f"At row 20's {fewer['img_per_s']:.0f} images per second that is about "
+            f"{10 * fewer['num_train'] / fewer['img_per_s'] / 60:.0f} min of training") in prose
     by_size = {row["size"]: row["probe_top1"] for row in probe_resolution_rows()}
     assert f"at 40 px instead of 32 adds {by_size[40] - by_size[32]:.1f} points" in prose
