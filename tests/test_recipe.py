@@ -206,6 +206,28 @@ def test_docs_resolution_table_is_the_committed_rows():
     assert f"took {fewer['train_wall_s']:.0f} s of the 3600 s budget" in prose
 
 
+def test_docs_two_seeds_of_the_local_views_at_60_minutes():
+    """docs/recipe.md's comparison of 2 and 4 local views over two seeds, recomputed."""
+    rows = committed_rows()
+    four, two = [rows[18], rows[21]], [rows[19], rows[20]]
+    for pair, n_local in ((four, 4), (two, 2)):
+        assert [row["seed"] for row in pair] == [0, 1] and {row["minutes"] for row in pair} == {60}
+        assert {row["config"]["n_local"] for row in pair} == {n_local}
+    top1 = {n_local: [row["probe_top1"] for row in pair] for pair, n_local in ((four, 4), (two, 2))}
+    mean = {n_local: sum(values) / 2 for n_local, values in top1.items()}
+    text = (REPO / "docs" / "recipe.md").read_text()
+    prose = " ".join(text[text.index("**A second seed of both**") : text.index("### Probing at a larger size")].split())
+    assert f"2 local views reach {top1[2][1]:.2f} and 4 reach {top1[4][1]:.2f}" in prose
+    assert (f"2 local views average {mean[2]:.2f} and 4 average {mean[4]:.2f}, "
+            f"{mean[2] - mean[4]:.2f} points apart") in prose  # fmt: skip
+    assert (f"differ by {abs(top1[2][0] - top1[2][1]):.2f} (2 local views) and "
+            f"{abs(top1[4][0] - top1[4][1]):.2f} (4)") in prose  # fmt: skip
+    assert all(a > b for a, b in zip(top1[2], top1[4]))  # "2 local views win with each seed"
+    assert f"The 2-seed mean of the default is {65 - mean[2]:.2f} points short of 65 %" in prose
+    assert f"row 21 trained {rows[20]['train_wall_s']:.0f} s of its 3600 s budget" in prose
+    assert f"planned {rows[21]['steps']} steps to row 19's {rows[18]['steps']}" in prose
+
+
 def probe_resolution_rows() -> list[dict]:
     path = REPO / "bench" / "results" / "probe_resolution.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()]
@@ -247,6 +269,9 @@ def test_readme_recipe_results_are_the_committed_rows():
     assert f"{today['probe_top1'] - wider['probe_top1']:.1f} points above 48-px ones" in prose
     fewer = rows[19]
     assert f"(row 20) are {fewer['probe_top1'] - today['probe_top1']:.1f} points above row 19" in prose
+    two_seeds = {n_local: (rows[i]["probe_top1"] + rows[j]["probe_top1"]) / 2
+                 for n_local, i, j in ((2, 19, 20), (4, 18, 21))}  # fmt: skip
+    assert f"2 local views average {two_seeds[2]:.1f} and 4 average {two_seeds[4]:.1f}" in prose
     assert (f"At row 20's {fewer['img_per_s']:.0f} images per second that is about "
             f"{10 * fewer['num_train'] / fewer['img_per_s'] / 60:.0f} min of training") in prose
     by_size = {row["size"]: row["probe_top1"] for row in probe_resolution_rows()}
