@@ -206,14 +206,21 @@ def test_docs_resolution_table_is_the_committed_rows():
     assert f"took {fewer['train_wall_s']:.0f} s of the 3600 s budget" in prose
 
 
+def local_views_top1(rows: list[dict]) -> dict[int, list[float]]:
+    """n_local -> the linear-probe top-1 of seeds 0 and 1 at 60 minutes (rows 19-22)."""
+    top1 = {}
+    for n_local, numbers in ((4, (19, 22)), (2, (20, 21))):
+        pair = [rows[number - 1] for number in numbers]
+        assert [row["seed"] for row in pair] == [0, 1] and {row["minutes"] for row in pair} == {60}
+        assert {row["config"]["n_local"] for row in pair} == {n_local}
+        top1[n_local] = [row["probe_top1"] for row in pair]
+    return top1
+
+
 def test_docs_two_seeds_of_the_local_views_at_60_minutes():
     """docs/recipe.md's comparison of 2 and 4 local views over two seeds, recomputed."""
     rows = committed_rows()
-    four, two = [rows[18], rows[21]], [rows[19], rows[20]]
-    for pair, n_local in ((four, 4), (two, 2)):
-        assert [row["seed"] for row in pair] == [0, 1] and {row["minutes"] for row in pair} == {60}
-        assert {row["config"]["n_local"] for row in pair} == {n_local}
-    top1 = {n_local: [row["probe_top1"] for row in pair] for pair, n_local in ((four, 4), (two, 2))}
+    top1 = local_views_top1(rows)
     mean = {n_local: sum(values) / 2 for n_local, values in top1.items()}
     text = (REPO / "docs" / "recipe.md").read_text()
     prose = " ".join(text[text.index("**A second seed of both**") : text.index("### Probing at a larger size")].split())
@@ -269,8 +276,7 @@ def test_readme_recipe_results_are_the_committed_rows():
     assert f"{today['probe_top1'] - wider['probe_top1']:.1f} points above 48-px ones" in prose
     fewer = rows[19]
     assert f"(row 20) are {fewer['probe_top1'] - today['probe_top1']:.1f} points above row 19" in prose
-    two_seeds = {n_local: (rows[i]["probe_top1"] + rows[j]["probe_top1"]) / 2
-                 for n_local, i, j in ((2, 19, 20), (4, 18, 21))}  # fmt: skip
+    two_seeds = {n_local: sum(values) / 2 for n_local, values in local_views_top1(rows).items()}
     assert f"2 local views average {two_seeds[2]:.1f} and 4 average {two_seeds[4]:.1f}" in prose
     assert (f"At row 20's {fewer['img_per_s']:.0f} images per second that is about "
             f"{10 * fewer['num_train'] / fewer['img_per_s'] / 60:.0f} min of training") in prose
